@@ -1,0 +1,1 @@
+"""Movie recommendations for new users, from MovieLens ml-100k."""

@@ -1,0 +1,123 @@
+"""Cold-start evaluation of the model against the baselines (spec 4.2, 4.3; no Flask).
+
+python -m app.evaluate [--data-dir DIR] [--seed N ...] [--out-dir reports]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import r2_score
+from tqdm import tqdm
+
+from app.baselines import ItemMeanRating, all_baselines
+from app.data import DataError, Dataset, ensure_dataset, load_dataset
+from app.features import People, feature_names, rating_matrices
+from app.metrics import coverage, ndcg_at_k, precision_at_k, recall_at_k, split_users
+from app.model import RelevanceForest
+from app.report import plot_curves, plot_feature_importances, write_markdown
+
+DEFAULT_SEEDS = (1, 2, 3)
+MODEL_NAME = "relevance forest"
+CURVE_DEPTH = 20
+K = 10
+
+
+def evaluate_split(dataset: Dataset, seed: int) -> tuple[dict[str, dict], RelevanceForest]:
+    """Every method fitted on this split's training users, scored on its held-out users."""
+    training_users, held_out_users = split_users(dataset.users.index, seed=seed)
+    training = dataset.restricted_to(training_users)
+    held_out = dataset.restricted_to(held_out_users)
+    people = People.from_users(held_out.users)
+    _, relevant = rating_matrices(held_out.users.index, dataset.movies.index, held_out.ratings)
+
+    model = RelevanceForest(random_state=seed).fit(training)
+    pool_relevance = relevant[:, model.pool_].ravel()
+    results = {MODEL_NAME: _ranking_metrics(model.top_movies(people, CURVE_DEPTH), relevant)}
+    results[MODEL_NAME]["r2"] = r2_score(pool_relevance, model.pool_scores(people).ravel())
+    for baseline in all_baselines(random_state=seed):
+        baseline.fit(training)
+        results[baseline.name] = _ranking_metrics(baseline.top_movies(people, CURVE_DEPTH), relevant)
+        predicted = baseline.relevance(people)
+        if predicted is not None:
+            results[baseline.name]["r2"] = r2_score(pool_relevance, predicted[:, model.pool_].ravel())
+        if isinstance(baseline, ItemMeanRating):
+            results[baseline.name]["rmse"] = baseline.rmse(held_out.ratings)
+    return results, model
+
+
+def _ranking_metrics(top: np.ndarray, relevant: np.ndarray) -> dict:
+    """Means over the held-out users who rated anything 4 or 5 (the others have nothing to find)."""
+    judged = relevant.sum(axis=1) > 0
+    top, relevant = top[judged], relevant[judged]
+    depths = range(1, CURVE_DEPTH + 1)
+    return {
+        "ndcg@10": float(ndcg_at_k(top, relevant, K).mean()),
+        "precision@10": float(precision_at_k(top, relevant, K).mean()),
+        "recall@10": float(recall_at_k(top, relevant, K).mean()),
+        "coverage@10": coverage(top[:, :K], relevant.shape[1]),
+        "ndcg_curve": [float(ndcg_at_k(top, relevant, k).mean()) for k in depths],
+        "precision_curve": [float(precision_at_k(top, relevant, k).mean()) for k in depths],
+    }
+
+
+def summarise(per_seed: list[dict[str, dict]]) -> dict:
+    """Mean and range of each metric per method, and the model's NDCG@10 over the best baseline's, per seed."""
+    methods = list(per_seed[0])
+    summary = {"methods": {}}
+    for method in methods:
+        metrics = [name for name, value in per_seed[0][method].items() if not isinstance(value, list)]
+        summary["methods"][method] = {
+            name: {
+                "mean": float(np.mean([seed[method][name] for seed in per_seed])),
+                "min": float(np.min([seed[method][name] for seed in per_seed])),
+                "max": float(np.max([seed[method][name] for seed in per_seed])),
+            }
+            for name in metrics
+        }
+    baselines = [method for method in methods if method != MODEL_NAME]
+    best = max(baselines, key=lambda method: summary["methods"][method]["ndcg@10"]["mean"])
+    ratios = [seed[MODEL_NAME]["ndcg@10"] / seed[best]["ndcg@10"] for seed in per_seed]
+    summary["best_baseline"] = best
+    summary["ndcg_ratio_to_best_baseline"] = {
+        "per_seed": ratios, "mean": float(np.mean(ratios)), "min": float(np.min(ratios)),
+    }  # fmt: skip
+    return summary
+
+
+def evaluate(data_dir: Path, seeds: list[int], out_dir: Path) -> dict:
+    dataset = load_dataset(data_dir)
+    per_seed = []
+    for seed in tqdm(seeds, desc="splits", file=sys.stderr):
+        results, model = evaluate_split(dataset, seed)
+        per_seed.append(results)
+    report = {"seeds": seeds, "summary": summarise(per_seed), "per_seed": per_seed}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "evaluation.json").write_text(json.dumps(report, indent=1))
+    plot_curves(per_seed, out_dir)
+    plot_feature_importances(feature_names(), model.forest_.feature_importances_, out_dir)
+    write_markdown(report, out_dir / "evaluation.md")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, help="ml-100k directory (default: ML100K_DIR, else data/ml-100k)")
+    parser.add_argument("--seed", type=int, nargs="+", default=list(DEFAULT_SEEDS), help="one split per seed")
+    parser.add_argument("--out-dir", type=Path, default=Path("reports"))
+    args = parser.parse_args(argv)
+    try:
+        evaluate(ensure_dataset(args.data_dir), args.seed, args.out_dir)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print((args.out_dir / "evaluation.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The one door from the web to the model: load model.pkl, recommend titles (no Flask)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import joblib
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from app.data import GENDERS, OCCUPATIONS
+from app.model import MAX_AGE, MAX_RECS, MIN_AGE, RelevanceForest
+
+MODEL_FILE_NAME = "model.pkl"
+METADATA_FILE_NAME = "model.json"
+
+
+class ModelFileError(Exception):
+    """The model file cannot be served; the message says why."""
+
+
+class Recommender:
+    """A loaded model and its version (the SHA-256 of its model.pkl)."""
+
+    def __init__(self, estimator: RelevanceForest, version: str) -> None:
+        self.estimator = estimator
+        self.version = version
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model.pkl, or a .tar.gz holding one model.pkl (and optionally its model.json).
+
+        When a model.json comes with it (beside the .pkl, or in the archive), the
+        model's SHA-256 must match the one recorded there.
+        """
+        path = Path(path)
+        if path.name.endswith(".tar.gz"):
+            model_bytes, metadata = _read_archive(path)
+        elif path.suffix == ".pkl":
+            model_bytes = _read_file(path)
+            metadata_path = path.with_name(METADATA_FILE_NAME)
+            metadata = _read_file(metadata_path) if metadata_path.is_file() else None
+        else:
+            raise ModelFileError(f"{path}: a model file is a .pkl or a .tar.gz holding one {MODEL_FILE_NAME}")
+        version = hashlib.sha256(model_bytes).hexdigest()
+        if metadata is not None:
+            _check_recorded_version(path, version, metadata)
+        try:
+            estimator = joblib.load(io.BytesIO(model_bytes))
+        except Exception as error:  # unpickling can raise anything a corrupt file provokes
+            raise ModelFileError(f"{path}: not a readable model ({type(error).__name__}: {error})") from error
+        if not isinstance(estimator, RelevanceForest):
+            raise ModelFileError(f"{path}: holds a {type(estimator).__name__}, not a RelevanceForest")
+        try:
+            check_is_fitted(estimator, "rankings_")
+        except NotFittedError as error:
+            raise ModelFileError(f"{path}: the model is not fitted") from error
+        return cls(estimator, version)
+
+    def recommend(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[str]:
+        """The titles /api/recommend answers for this person, best first, each once."""
+        if not MIN_AGE <= age <= MAX_AGE:
+            raise ValueError(f"age must be between {MIN_AGE} and {MAX_AGE}")
+        if gender not in GENDERS:
+            raise ValueError(f"gender must be one of {', '.join(GENDERS)}")
+        if occupation not in OCCUPATIONS:
+            raise ValueError(f"occupation must be one of {', '.join(OCCUPATIONS)}")
+        if not 1 <= max_recs <= MAX_RECS:
+            raise ValueError(f"max_recs must be between 1 and {MAX_RECS}")
+        positions = self.estimator.ranking(age, gender, occupation)[:max_recs]
+        return self.estimator.titles_[positions].tolist()
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ModelFileError(f"cannot read {path}: {error.strerror}") from error
+
+
+def _read_archive(path: Path) -> tuple[bytes, bytes | None]:
+    """model.pkl (required) and model.json (optional) from a .tar.gz that holds nothing else."""
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            members = [member for member in archive.getmembers() if not member.isdir()]
+            names = sorted(member.name for member in members)
+            allowed = {MODEL_FILE_NAME, METADATA_FILE_NAME}
+            if MODEL_FILE_NAME not in names or not set(names) <= allowed or len(set(names)) != len(names):
+                raise ModelFileError(
+                    f"{path}: the archive must hold one {MODEL_FILE_NAME} (and optionally {METADATA_FILE_NAME}) "
+                    f"at its top, not {names or 'nothing'}"
+                )
+            contents = {}
+            for member in members:
+                if not member.isfile():
+                    raise ModelFileError(f"{path}: {member.name} in the archive is not a regular file")
+                contents[member.name] = archive.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise ModelFileError(f"{path}: not a readable .tar.gz ({error})") from error
+    return contents[MODEL_FILE_NAME], contents.get(METADATA_FILE_NAME)
+
+
+def _check_recorded_version(path: Path, version: str, metadata: bytes) -> None:
+    try:
+        recorded = json.loads(metadata)["model_sha256"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelFileError(f"{path}: its {METADATA_FILE_NAME} is not valid model metadata") from error
+    if recorded != version:
+        raise ModelFileError(
+            f"{path}: SHA-256 {version[:12]} does not match {recorded[:12]} recorded in {METADATA_FILE_NAME}"
+        )

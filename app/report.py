@@ -1,0 +1,76 @@
+"""The evaluation report: a Markdown table and PNG plots (no Flask)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+COLUMNS = {
+    "ndcg@10": "NDCG@10",
+    "precision@10": "P@10",
+    "recall@10": "R@10",
+    "coverage@10": "coverage@10",
+    "r2": "R^2 (held-out rows)",
+    "rmse": "rating RMSE",
+}
+CURVES = {"ndcg_curve": "NDCG@k", "precision_curve": "Precision@k"}
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    summary = report["summary"]
+    lines = [
+        f"Cold-start evaluation over seeds {', '.join(map(str, report['seeds']))}: mean (min - max) over the splits.",
+        "",
+        "| method | " + " | ".join(COLUMNS.values()) + " |",
+        "|---" * (len(COLUMNS) + 1) + "|",
+    ]
+    for method, metrics in summary["methods"].items():
+        cells = [
+            f"{metrics[name]['mean']:.4f} ({metrics[name]['min']:.3f} - {metrics[name]['max']:.3f})"
+            if name in metrics
+            else "-"
+            for name in COLUMNS
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    ratio = summary["ndcg_ratio_to_best_baseline"]
+    lines += [
+        "",
+        f"NDCG@10 of the model over the best baseline ({summary['best_baseline']}), paired per seed: "
+        f"mean {ratio['mean']:.4f}, lowest {ratio['min']:.4f} "
+        f"(per seed: {', '.join(f'{value:.4f}' for value in ratio['per_seed'])}).",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def plot_curves(per_seed: list[dict[str, dict]], out_dir: Path) -> None:
+    """NDCG@k and Precision@k for k = 1..20, mean over seeds, one line per method."""
+    for key, label in CURVES.items():
+        figure, axes = plt.subplots(figsize=(7, 4.5))
+        for method in per_seed[0]:
+            curve = np.mean([seed[method][key] for seed in per_seed], axis=0)
+            axes.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=method)
+        axes.set_xlabel("k")
+        axes.set_ylabel(label)
+        axes.set_title(f"{label} for held-out users (cold start)")
+        axes.grid(alpha=0.3)
+        axes.legend()
+        figure.tight_layout()
+        figure.savefig(out_dir / f"{key.removesuffix('_curve')}_at_k.png", dpi=100)
+        plt.close(figure)
+
+
+def plot_feature_importances(names: list[str], importances: np.ndarray, out_dir: Path, top: int = 20) -> None:
+    order = np.argsort(importances)[-top:]
+    figure, axes = plt.subplots(figsize=(7, 6))
+    axes.barh([names[i] for i in order], importances[order])
+    axes.set_xlabel("impurity-based importance")
+    axes.set_title(f"The forest's {top} most important features")
+    figure.tight_layout()
+    figure.savefig(out_dir / "feature_importances.png", dpi=100)
+    plt.close(figure)

@@ -1,0 +1,97 @@
+"""Shared fixtures: a small synthetic ml-100k directory, the real one, and models trained on each."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.data import GENRES, OCCUPATIONS, ensure_dataset
+from app.train import train
+
+SYNTHETIC_USERS = 84
+SYNTHETIC_MOVIES = 30
+DUPLICATE_MOVIE_ID, ORIGINAL_MOVIE_ID = 30, 5
+ACCENTED_TITLE = "Misérables, Les (1995)"
+AGES = (15, 22, 30, 40, 47, 52, 60)
+
+
+def write_synthetic_ml100k(directory: Path, *, seed: int = 0) -> Path:
+    """An ml-100k-format directory: users of every occupation, a duplicated title, a Latin-1 title."""
+    rng = np.random.RandomState(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    users = [
+        f"{user}|{AGES[user % len(AGES)]}|{'MF'[user % 2]}|{OCCUPATIONS[user % len(OCCUPATIONS)]}|0000{user % 10}"
+        for user in range(1, SYNTHETIC_USERS + 1)
+    ]
+    (directory / "u.user").write_text("\n".join(users) + "\n", encoding="latin-1")
+    movies = []
+    for movie in range(1, SYNTHETIC_MOVIES + 1):
+        title = {7: ACCENTED_TITLE, DUPLICATE_MOVIE_ID: f"Movie {ORIGINAL_MOVIE_ID} (1990)"}.get(
+            movie, f"Movie {movie} (1990)"
+        )
+        genres = "|".join(str(int(rng.rand() < 0.2)) for _ in GENRES)
+        movies.append(f"{movie}|{title}|01-Jan-1990||http://example.invalid/{movie}|{genres}")
+    (directory / "u.item").write_text("\n".join(movies) + "\n", encoding="latin-1")
+    ratings = []
+    for user in range(1, SYNTHETIC_USERS + 1):
+        for movie in rng.choice(np.arange(1, SYNTHETIC_MOVIES), size=12, replace=False):
+            # Men (even user ids) like the even-numbered movies, women the odd ones: a signal to find.
+            liked = (movie % 2 == 0) == (user % 2 == 0)
+            rating = rng.randint(3, 6) if liked else rng.randint(1, 4)
+            ratings.append(f"{user}\t{movie}\t{rating}\t{880000000 + len(ratings)}")
+    # User 1 rated both copies of the duplicated title: the later rating (2) must win.
+    ratings.append(f"1\t{ORIGINAL_MOVIE_ID}\t5\t870000000")
+    ratings.append(f"1\t{DUPLICATE_MOVIE_ID}\t2\t890000000")
+    (directory / "u.data").write_text("\n".join(ratings) + "\n")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_ml100k(tmp_path_factory.mktemp("synthetic") / "ml-100k")
+
+
+@pytest.fixture(scope="session")
+def synthetic_model_dir(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_dir = tmp_path_factory.mktemp("synthetic-model")
+    train(synthetic_data_dir, out_dir, seed=1)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The real ml-100k: ML100K_DIR, else data/ml-100k (downloaded when absent)."""
+    return ensure_dataset(None)
+
+
+@pytest.fixture(scope="session")
+def real_model_dir(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_dir = tmp_path_factory.mktemp("real-model")
+    train(real_data_dir, out_dir, seed=1)
+    return out_dir
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A loopback HTTP server over a fresh directory: (base URL, directory)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass

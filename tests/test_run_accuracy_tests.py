@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.recommender import MODEL_FILE_NAME
+from app.train import TEST_DATA_FILE_NAME
+
+SCRIPT = Path(__file__).parent / "run_accuracy_tests.py"
+
+
+def run_check(*arguments: str | Path) -> subprocess.CompletedProcess:
+    # From another directory, as the Docker build runs it: the script must find the app by itself.
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, arguments)], capture_output=True, text=True, cwd="/")
+
+
+def test_a_model_on_its_own_test_data_passes(synthetic_model_dir: Path) -> None:
+    result = run_check(synthetic_model_dir / MODEL_FILE_NAME, synthetic_model_dir / TEST_DATA_FILE_NAME)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("accuracy check passed")
+
+
+def test_a_score_below_the_expected_one_fails(synthetic_model_dir: Path, tmp_path: Path) -> None:
+    test_data = json.loads((synthetic_model_dir / TEST_DATA_FILE_NAME).read_text())
+    test_data["expected_score"] += 0.01
+    (tmp_path / "harder.json").write_text(json.dumps(test_data))
+    result = run_check(synthetic_model_dir / MODEL_FILE_NAME, tmp_path / "harder.json")
+    assert result.returncode == 1
+    assert "accuracy check FAILED: R^2" in result.stderr
+
+
+def test_the_tolerance_admits_a_slightly_lower_score(synthetic_model_dir: Path, tmp_path: Path) -> None:
+    test_data = json.loads((synthetic_model_dir / TEST_DATA_FILE_NAME).read_text())
+    test_data["expected_score"] += 0.001
+    (tmp_path / "harder.json").write_text(json.dumps(test_data))
+    result = run_check(synthetic_model_dir / MODEL_FILE_NAME, tmp_path / "harder.json", "--error-tolerance", "0.01")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("test_data", "message"),
+    [
+        (None, "cannot read"),
+        ("{not json", "is not JSON"),
+        ("[1, 2]", "must be an object with data, target and expected_score"),
+        ('{"data": [], "target": [], "expected_score": 0.1}', "non-empty lists of the same length"),
+        ('{"data": [[1, "M", "writer", 1]], "target": [1], "expected_score": "high"}', "finite number"),
+        ('{"data": [[30, "M", "writer", 999999]], "target": [1], "expected_score": 0.1}', "unknown movie_id"),
+        ('{"data": [[30, "M"]], "target": [1], "expected_score": 0.1}', "accuracy check:"),
+    ],
+)
+def test_a_missing_or_malformed_test_file_is_one_clear_line(
+    synthetic_model_dir: Path, tmp_path: Path, test_data: str | None, message: str
+) -> None:
+    path = tmp_path / "test_data.json"
+    if test_data is not None:
+        path.write_text(test_data)
+    result = run_check(synthetic_model_dir / MODEL_FILE_NAME, path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"), [(None, "cannot read"), (pickle.dumps({"a": 1}), "not a RelevanceForest")]
+)
+def test_a_missing_file_or_one_that_is_not_a_model_is_one_clear_line(
+    synthetic_model_dir: Path, tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / MODEL_FILE_NAME
+    if content is not None:
+        path.write_bytes(content)
+    result = run_check(path, synthetic_model_dir / TEST_DATA_FILE_NAME)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
