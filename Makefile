@@ -2,6 +2,7 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+PORT ?= 5000
 
 .PHONY: run test lint train evaluate data
 
@@ -13,9 +14,14 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 model/model.pkl: | $(INSTALLED)
 	$(PYTHON) -m app.train
 
+# Serves the API on $(PORT); makes up a session password (and prints it) when SESSION_PASSWORD is unset.
 run: model/model.pkl
-	@echo "The model is trained (model/); no server yet: the REST API is still to be built."
-	@exit 1
+	@export ML_MODEL_PATH="$${ML_MODEL_PATH:-model/model.pkl}"; \
+	if [ -z "$$SESSION_PASSWORD" ]; then \
+		export SESSION_PASSWORD="$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')"; \
+		echo "SESSION_PASSWORD was not set; this run's password is: $$SESSION_PASSWORD"; \
+	fi; \
+	exec $(PYTHON) main.py --port $(PORT)
 
 test: $(INSTALLED)
 	$(PYTHON) -m pytest

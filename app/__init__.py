@@ -1,1 +1,68 @@
 """Movie recommendations for new users, from MovieLens ml-100k."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.config import MAX_BODY_BYTES, ConfigError, Settings
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+log = logging.getLogger(__name__)
+DATABASE_FILE_NAME = "recommendations.sqlite3"
+
+
+def create_app(test_config: Settings | None = None) -> Flask:
+    """config -> logging -> database -> auth -> errors -> blueprints -> model.
+
+    Raises ConfigError, with one line saying what to fix, when the service cannot start.
+    The web side is imported here, not at the top: the model side (python -m app.train,
+    app.evaluate) lives in this package too and must not load Flask.
+    """
+    from flask import Flask
+    from sqlalchemy.exc import OperationalError
+
+    from app import auth, errors, logs
+    from app.api import auth as auth_routes
+    from app.api import health, openapi, recommend
+    from app.recommender import ModelFileError, Recommender
+    from app.store import RecommendationLog, make_engine, sqlite_url
+
+    settings = test_config or Settings.from_environ()
+    logs.configure(settings.log_level)
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(SESSION_PASSWORD=settings.session_password, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
+    if settings.jwt_secret_generated:
+        log.warning("JWT_SECRET_KEY is not set: tokens are signed with a random key and end with this process")
+
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    database_url = settings.database_url or sqlite_url(Path(app.instance_path) / DATABASE_FILE_NAME)
+    recommendation_log = RecommendationLog(make_engine(database_url))
+    try:
+        recommendation_log.create_tables()
+    except OperationalError as error:
+        raise ConfigError(
+            f"DATABASE_URL: cannot use the database ({str(error.orig).strip().splitlines()[0]})"
+        ) from error
+    # No connection is kept open across a fork: each uwsgi worker opens its own.
+    recommendation_log.engine.dispose()
+    app.extensions["recommendation_log"] = recommendation_log
+
+    auth.init_app(app, settings)
+    errors.init_app(app)
+    logs.init_app(app)
+    for blueprint in (health.bp, auth_routes.bp, recommend.bp, openapi.bp):
+        app.register_blueprint(blueprint)
+
+    try:
+        recommender = Recommender.load(settings.model_path)
+    except ModelFileError as error:
+        raise ConfigError(f"ML_MODEL_PATH: {error}") from error
+    if recommender.metadata is None:
+        log.warning("%s comes without model.json: its SHA-256 cannot be checked", settings.model_path)
+    app.extensions["recommender"] = recommender
+    log.info("serving model %s from %s", recommender.version[:12], settings.model_path)
+    return app

@@ -1,9 +1,79 @@
-"""Configuration: the only module that reads the environment."""
+"""Configuration: the only module that reads the environment.
+
+Everything is checked at start; a mistake raises ConfigError with one line
+saying what to set, which main.py prints before it exits.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_TOKEN_SECONDS = 3600
+# The largest request body the API reads; nginx is given the same limit.
+MAX_BODY_BYTES = 16 * 1024
+# HS256 wants a key of at least 256 bits.
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """The service cannot start as configured; the message says what to set or fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_path: Path
+    session_password: str
+    jwt_secret_key: str
+    jwt_secret_generated: bool = False
+    token_seconds: int = DEFAULT_TOKEN_SECONDS
+    # None: a SQLite file in the Flask instance folder.
+    database_url: str | None = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        model_path = _required(environ, "ML_MODEL_PATH", "the model file to serve (model/model.pkl or a .tar.gz)")
+        password = _required(environ, "SESSION_PASSWORD", "the password /api/login accepts")
+        secret = environ.get("JWT_SECRET_KEY", "")
+        if secret and len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"JWT_SECRET_KEY is too short: set it to at least {MIN_SECRET_LENGTH} random characters")
+        return cls(
+            model_path=Path(model_path),
+            session_password=password,
+            jwt_secret_key=secret or secrets.token_urlsafe(32),
+            jwt_secret_generated=not secret,
+            token_seconds=_positive_int(environ, "JWT_ACCESS_TOKEN_EXPIRES", DEFAULT_TOKEN_SECONDS),
+            database_url=environ.get("DATABASE_URL") or None,
+            log_level=_log_level(environ),
+        )
+
+
+def _required(environ: Mapping[str, str], name: str, meaning: str) -> str:
+    value = environ.get(name, "")
+    if not value.strip():
+        raise ConfigError(f"{name} is not set: set it to {meaning}")
+    return value
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{name}={value!r} is not valid: set it to a whole number of seconds, at least 1")
+    return int(value)
+
+
+def _log_level(environ: Mapping[str, str]) -> str:
+    level = environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL={level!r} is not valid: set it to one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def ml100k_dir() -> Path | None:

@@ -35,7 +35,7 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         pool_size: int = 300,
         n_folds: int = 5,
         n_estimators: int = 100,
-        min_samples_leaf: int = 100,
+        min_samples_leaf: int = 200,
         max_features: float = 0.33,
         max_samples: float = 0.3,
         random_state: int = 0,

@@ -26,9 +26,10 @@ class ModelFileError(Exception):
 class Recommender:
     """A loaded model and its version (the SHA-256 of its model.pkl)."""
 
-    def __init__(self, estimator: RelevanceForest, version: str) -> None:
+    def __init__(self, estimator: RelevanceForest, version: str, metadata: dict | None = None) -> None:
         self.estimator = estimator
         self.version = version
+        self.metadata = metadata
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
@@ -47,8 +48,7 @@ class Recommender:
         else:
             raise ModelFileError(f"{path}: a model file is a .pkl or a .tar.gz holding one {MODEL_FILE_NAME}")
         version = hashlib.sha256(model_bytes).hexdigest()
-        if metadata is not None:
-            _check_recorded_version(path, version, metadata)
+        recorded = None if metadata is None else _checked_metadata(path, version, metadata)
         try:
             estimator = joblib.load(io.BytesIO(model_bytes))
         except Exception as error:  # unpickling can raise anything a corrupt file provokes
@@ -59,7 +59,7 @@ class Recommender:
             check_is_fitted(estimator, "rankings_")
         except NotFittedError as error:
             raise ModelFileError(f"{path}: the model is not fitted") from error
-        return cls(estimator, version)
+        return cls(estimator, version, recorded)
 
     def recommend(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[str]:
         """The titles /api/recommend answers for this person, best first, each once."""
@@ -104,12 +104,15 @@ def _read_archive(path: Path) -> tuple[bytes, bytes | None]:
     return contents[MODEL_FILE_NAME], contents.get(METADATA_FILE_NAME)
 
 
-def _check_recorded_version(path: Path, version: str, metadata: bytes) -> None:
+def _checked_metadata(path: Path, version: str, metadata: bytes) -> dict:
+    """The parsed model.json, once the model's SHA-256 is the one it records."""
     try:
-        recorded = json.loads(metadata)["model_sha256"]
+        parsed = json.loads(metadata)
+        recorded = str(parsed["model_sha256"])
     except (ValueError, KeyError, TypeError) as error:
         raise ModelFileError(f"{path}: its {METADATA_FILE_NAME} is not valid model metadata") from error
     if recorded != version:
         raise ModelFileError(
             f"{path}: SHA-256 {version[:12]} does not match {recorded[:12]} recorded in {METADATA_FILE_NAME}"
         )
+    return parsed

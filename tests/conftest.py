@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine, make_url, text
 
 from app.data import GENRES, OCCUPATIONS, ensure_dataset
+from app.store import metadata, sqlite_url
 from app.train import train
 
 SYNTHETIC_USERS = 84
@@ -95,3 +99,30 @@ def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the local server (TEST_POSTGRES_URL), dropped afterwards."""
+    server = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind the service supports."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path / "recommendations.sqlite3")
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    engine = create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()

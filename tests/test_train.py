@@ -28,7 +28,7 @@ def test_metadata_records_the_model_checksum_data_and_settings(
     assert metadata["training_files_sha256"]["u.data"] == sha256_of(synthetic_data_dir / "u.data")
     assert metadata["features"] == feature_names()
     assert {"scikit-learn", "numpy", "python"} <= metadata["libraries"].keys()
-    assert metadata["hyper_parameters"]["min_samples_leaf"] == 100
+    assert metadata["hyper_parameters"]["min_samples_leaf"] == 200
     assert metadata["metrics"]["test_rows"] > 0
 
 

@@ -1,0 +1,27 @@
+"""POST /api/login and GET /protected."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request
+from flask_jwt_extended import jwt_required
+
+from app.auth import issue_token, password_matches
+from app.errors import APIError
+from app.schemas import LoginRequest, Message, TokenResponse, parse_body
+
+bp = Blueprint("auth", __name__)
+
+
+@bp.post("/api/login")
+def login() -> dict:
+    body = parse_body(LoginRequest)
+    if not password_matches(body.session_password, current_app.config["SESSION_PASSWORD"]):
+        current_app.logger.warning("refused login from %s: wrong password", request.remote_addr)
+        raise APIError("wrong password", 401)
+    return TokenResponse(access_token=issue_token()).model_dump()
+
+
+@bp.get("/protected")
+@jwt_required()
+def protected() -> dict:
+    return Message(message="Protected").model_dump()

@@ -1,0 +1,44 @@
+"""POST /api/recommend and POST /api/recommend/score."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+from flask_jwt_extended import jwt_required
+
+from app.errors import APIError
+from app.recommender import Recommender
+from app.schemas import RecommendRequest, RecommendResponse, ScoreRequest, parse_body
+from app.store import RecommendationLog, ScoreRejected
+
+bp = Blueprint("recommend", __name__, url_prefix="/api/recommend")
+
+
+def recommender() -> Recommender:
+    return current_app.extensions["recommender"]
+
+
+def recommendation_log() -> RecommendationLog:
+    return current_app.extensions["recommendation_log"]
+
+
+@bp.post("")
+@jwt_required()
+def recommend() -> dict:
+    asked = parse_body(RecommendRequest)
+    model = recommender()
+    titles = model.recommend(asked.age, asked.gender, asked.occupation, asked.max_recs)
+    recommendation_id = recommendation_log().record_recommendation(
+        **asked.model_dump(), titles=titles, model_version=model.version
+    )
+    return RecommendResponse(recommendations=titles, id=recommendation_id).model_dump()
+
+
+@bp.post("/score")
+@jwt_required()
+def score():
+    given = parse_body(ScoreRequest)
+    try:
+        recommendation_log().record_score(recommendation_id=given.id, movie=given.movie, score=given.score)
+    except ScoreRejected as error:
+        raise APIError(str(error)) from error
+    return jsonify("Ok")

@@ -1,0 +1,46 @@
+"""One error shape for the whole API: {"message": "..."} with the right status."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, current_app, jsonify
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+
+class APIError(Exception):
+    """An error a view raises; the handler answers it as JSON."""
+
+    status_code = 400
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+
+
+def error_response(message: str, status_code: int) -> tuple[Response, int]:
+    return jsonify(message=message), status_code
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(APIError)
+    def handle_api_error(error: APIError) -> tuple[Response, int]:
+        return error_response(error.message, error.status_code)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(error: HTTPException) -> Response:
+        response = error.get_response()
+        response.data = jsonify(message=error.description or error.name).get_data()
+        response.content_type = "application/json"
+        return response
+
+    @app.errorhandler(OperationalError)
+    def handle_database_error(error: OperationalError) -> tuple[Response, int]:
+        current_app.logger.error("database unavailable: %s", str(error.orig or error).splitlines()[0])
+        return error_response("the database is unavailable; try again shortly", 503)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception) -> tuple[Response, int]:
+        current_app.logger.exception("unhandled error")
+        return error_response("internal server error", 500)

@@ -1,0 +1,137 @@
+"""The recommendation log and the scores people give, in SQL (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+metadata = MetaData()
+
+recommendations = Table(
+    "recommendations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("age", Integer, nullable=False),
+    Column("gender", String(1), nullable=False),
+    Column("occupation", String(32), nullable=False),
+    Column("max_recs", Integer, nullable=False),
+    Column("titles", JSON, nullable=False),
+    Column("model_version", String(64), nullable=False),
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("recommendation_id", String(32), ForeignKey("recommendations.id"), primary_key=True),
+    Column("movie", String(1000), primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+)
+
+# SQLite: several uwsgi workers write at once (WAL, and wait for the lock rather than fail);
+# synchronous=NORMAL keeps every commit through a process crash, not through a power loss.
+SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL", "foreign_keys=ON")
+
+
+class ScoreRejected(Exception):
+    """A score that does not belong to a recommendation; field names the part at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):  # SQLAlchemy would pick psycopg2; the project ships psycopg 3
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def set_pragmas(connection, _record) -> None:
+            cursor = connection.cursor()
+            for pragma in SQLITE_PRAGMAS:
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
+
+    return engine
+
+
+class RecommendationLog:
+    """Records each recommendation answered and each score given, committed before the caller answers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+
+    def create_tables(self) -> None:
+        metadata.create_all(self.engine)
+
+    def ping(self) -> None:
+        """Raises sqlalchemy's OperationalError when the database does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def record_recommendation(
+        self, *, age: int, gender: str, occupation: str, max_recs: int, titles: list[str], model_version: str
+    ) -> str:
+        """Store one answer of /api/recommend and return its new id."""
+        recommendation_id = uuid.uuid4().hex
+        with self.engine.begin() as connection:
+            connection.execute(
+                recommendations.insert().values(
+                    id=recommendation_id,
+                    created_at=datetime.now(UTC),
+                    age=age,
+                    gender=gender,
+                    occupation=occupation,
+                    max_recs=max_recs,
+                    titles=titles,
+                    model_version=model_version,
+                )
+            )
+        return recommendation_id
+
+    def record_score(self, *, recommendation_id: str, movie: str, score: float) -> None:
+        """Store a score for a movie of a recommendation; scoring it again keeps the latest."""
+        with self.engine.begin() as connection:
+            titles = connection.execute(
+                select(recommendations.c.titles).where(recommendations.c.id == recommendation_id)
+            ).scalar_one_or_none()
+            if titles is None:
+                raise ScoreRejected("id", "no recommendation has this id")
+            if movie not in titles:
+                raise ScoreRejected("movie", "not one of the titles recommended with this id")
+            statement = self._insert(scores).values(
+                recommendation_id=recommendation_id, movie=movie, score=score, scored_at=datetime.now(UTC)
+            )
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[scores.c.recommendation_id, scores.c.movie],
+                    set_={"score": statement.excluded.score, "scored_at": statement.excluded.scored_at},
+                )
+            )

@@ -1,0 +1,39 @@
+"""The service: uwsgi imports app from here (module=main, callable=app); run it for development.
+
+ML_MODEL_PATH=model/model.pkl SESSION_PASSWORD=test python ./main.py --port 5000 --debug
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flask import Flask
+
+from app import create_app
+from app.config import ConfigError
+
+
+def build_app() -> Flask:
+    """The app, or exit with the one line that says what to fix."""
+    try:
+        return create_app()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+app = build_app()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the development server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--debug", action="store_true", help="reload on changes, show debug logs")
+    args = parser.parse_args(argv)
+    app.run(host=args.host, port=args.port, debug=args.debug)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from datetime import timedelta
+
+import jwt as pyjwt
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.config import Settings
+from tests.api.conftest import JWT_SECRET, PASSWORD
+
+
+def test_login_with_the_password_gives_a_token(client: FlaskClient) -> None:
+    response = client.post("/api/login", json={"session_password": PASSWORD})
+    assert response.status_code == 200
+    assert set(response.get_json()) == {"access_token"}
+
+
+def test_login_with_a_wrong_password_is_401_and_logged_as_warning_without_it(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        response = client.post("/api/login", json={"session_password": "guess-123"})
+    assert response.status_code == 401
+    assert response.get_json() == {"message": "wrong password"}
+    warnings = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert any("refused login from 127.0.0.1" in record.getMessage() for record in warnings)
+    assert "guess-123" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "session_password: required"),
+        ({"session_password": 1234}, "session_password: Input should be a valid string"),
+        ({"session_password": None}, "session_password: Input should be a valid string"),
+        ({"session_password": PASSWORD, "user": "x"}, "user: unknown field"),
+    ],
+)
+def test_login_without_a_string_password_is_400(client: FlaskClient, body: dict, message: str) -> None:
+    response = client.post("/api/login", json=body)
+    assert response.status_code == 400
+    assert response.get_json() == {"message": message}
+
+
+def test_protected_answers_with_a_valid_token(client: FlaskClient, auth_headers: dict) -> None:
+    response = client.get("/protected", headers=auth_headers)
+    assert response.status_code == 200
+    assert response.get_json() == {"message": "Protected"}
+
+
+def forge(payload: dict, key: str = JWT_SECRET, algorithm: str = "HS256") -> str:
+    return pyjwt.encode(payload, key, algorithm=algorithm)
+
+
+def unsigned(payload: dict) -> str:
+    def part(document: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(payload)}."
+
+
+def claims() -> dict:
+    now = int(time.time())
+    return {"sub": "session", "type": "access", "fresh": False, "jti": "x", "iat": now, "nbf": now, "exp": now + 600}
+
+
+def tampered(token: str) -> str:
+    header, payload, signature = token.split(".")
+    document = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    document["sub"] = "someone-else"
+    forged = base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "Bearer not-a-token",
+        "Bearer a.b.c",
+        "Bearer " + "x" * 5000,
+        "Bearer " + forge(claims(), key="another-key-of-a-decent-length-for-hs256"),
+        "Bearer " + unsigned(claims()),
+        "Bearer " + forge({**claims(), "exp": int(time.time()) - 10}),
+        "Bearer " + forge(claims(), key=JWT_SECRET * 2, algorithm="HS512"),
+    ],
+    ids=[
+        "missing", "empty", "bearer-only", "bearer-space", "basic", "garbage", "three-parts", "huge",
+        "other-key", "alg-none", "expired", "other-algorithm",
+    ],
+)  # fmt: skip
+def test_every_bad_token_is_401_with_a_json_message(client: FlaskClient, authorization: str | None) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    for method, path in (("get", "/protected"), ("post", "/api/recommend"), ("post", "/api/recommend/score")):
+        response = getattr(client, method)(path, headers=headers, json={})
+        assert response.status_code == 401, (path, response.get_data())
+        assert set(response.get_json()) == {"message"}
+
+
+def test_a_tampered_token_is_401(client: FlaskClient, auth_headers: dict) -> None:
+    token = auth_headers["Authorization"].removeprefix("Bearer ")
+    response = client.get("/protected", headers={"Authorization": f"Bearer {tampered(token)}"})
+    assert response.status_code == 401
+
+
+def test_a_token_of_another_server_key_is_401(settings: Settings, auth_headers: dict) -> None:
+    other = create_app(Settings(**{**vars(settings), "jwt_secret_key": "x" * 48})).test_client()
+    assert other.get("/protected", headers=auth_headers).status_code == 401
+
+
+def test_a_two_second_token_is_refused_once_it_expires(settings: Settings) -> None:
+    app: Flask = create_app(Settings(**{**vars(settings), "token_seconds": 2}))
+    client = app.test_client()
+    token = client.post("/api/login", json={"session_password": PASSWORD}).get_json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/protected", headers=headers).status_code == 200
+    time.sleep(2.5)
+    response = client.get("/protected", headers=headers)
+    assert response.status_code == 401
+    assert response.get_json() == {"message": "the token has expired: log in again"}
+    assert app.config["JWT_ACCESS_TOKEN_EXPIRES"] == timedelta(seconds=2)

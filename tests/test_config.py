@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import DEFAULT_TOKEN_SECONDS, ConfigError, Settings
+
+REQUIRED = {"ML_MODEL_PATH": "model/model.pkl", "SESSION_PASSWORD": "s3cret"}
+
+
+def test_the_required_settings_and_defaults() -> None:
+    settings = Settings.from_environ(REQUIRED)
+    assert settings.model_path == Path("model/model.pkl")
+    assert settings.session_password == "s3cret"
+    assert settings.token_seconds == DEFAULT_TOKEN_SECONDS
+    assert settings.database_url is None
+    assert settings.log_level == "INFO"
+
+
+def test_without_a_signing_key_each_start_makes_a_random_one() -> None:
+    first, second = Settings.from_environ(REQUIRED), Settings.from_environ(REQUIRED)
+    assert first.jwt_secret_generated
+    assert len(first.jwt_secret_key) >= 32
+    assert first.jwt_secret_key != second.jwt_secret_key
+
+
+def test_every_setting_is_read() -> None:
+    settings = Settings.from_environ(
+        {
+            **REQUIRED,
+            "JWT_SECRET_KEY": "k" * 40,
+            "JWT_ACCESS_TOKEN_EXPIRES": "2",
+            "DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1/db",
+            "LOG_LEVEL": "warning",
+        }
+    )
+    assert (settings.jwt_secret_key, settings.jwt_secret_generated) == ("k" * 40, False)
+    assert settings.token_seconds == 2
+    assert settings.database_url == "postgresql+psycopg://postgres@127.0.0.1/db"
+    assert settings.log_level == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"SESSION_PASSWORD": "x"}, "ML_MODEL_PATH is not set: set it to the model file to serve"),
+        ({"ML_MODEL_PATH": "m.pkl"}, "SESSION_PASSWORD is not set: set it to the password /api/login accepts"),
+        ({**REQUIRED, "SESSION_PASSWORD": "  "}, "SESSION_PASSWORD is not set"),
+        ({**REQUIRED, "JWT_SECRET_KEY": "short"}, "JWT_SECRET_KEY is too short"),
+        ({**REQUIRED, "JWT_ACCESS_TOKEN_EXPIRES": "soon"}, "JWT_ACCESS_TOKEN_EXPIRES='soon' is not valid"),
+        ({**REQUIRED, "JWT_ACCESS_TOKEN_EXPIRES": "0"}, "JWT_ACCESS_TOKEN_EXPIRES='0' is not valid"),
+        ({**REQUIRED, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD' is not valid"),
+    ],
+)
+def test_a_configuration_mistake_is_one_line_saying_what_to_set(environ: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.from_environ(environ)
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)

@@ -1,0 +1,151 @@
+"""main.py as a real process: the development server end to end, and start-up failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, select
+
+from app.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME
+from app.store import scores, sqlite_url
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "end-to-end password"
+SECRET = "an-end-to-end-signing-key-of-some-length"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def service_environ(**settings: str) -> dict[str, str]:
+    environ = {key: value for key, value in os.environ.items() if key not in ("SESSION_PASSWORD", "ML_MODEL_PATH")}
+    return {**environ, **settings}
+
+
+def start_main(environ: dict[str, str], port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "main.py", "--port", str(port)],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server stopped: {process.stderr.read()}")
+        try:
+            if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise AssertionError("the server did not become healthy")
+
+
+@pytest.fixture
+def server(synthetic_model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen]]:
+    """(base URL, database URL, process) of main.py serving the synthetic model."""
+    database = sqlite_url(tmp_path / "served.sqlite3")
+    port = free_port()
+    environ = service_environ(
+        ML_MODEL_PATH=str(synthetic_model_dir / MODEL_FILE_NAME),
+        SESSION_PASSWORD=PASSWORD,
+        JWT_SECRET_KEY=SECRET,
+        DATABASE_URL=database,
+    )
+    process = start_main(environ, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield url, database, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_login_recommend_and_score_over_http(server: tuple[str, str, subprocess.Popen]) -> None:
+    url, database, process = server
+    token = requests.post(f"{url}/api/login", json={"session_password": PASSWORD}, timeout=5).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    asked = {"age": 33, "gender": "O", "occupation": "educator", "max_recs": 4}
+    answer = requests.post(f"{url}/api/recommend", json=asked, headers=headers, timeout=5).json()
+    assert len(answer["recommendations"]) == 4
+    given = {"id": answer["id"], "movie": answer["recommendations"][1], "score": 5}
+    reply = requests.post(f"{url}/api/recommend/score", json=given, headers=headers, timeout=5)
+    assert (reply.status_code, reply.json()) == (200, "Ok")
+    with create_engine(database).connect() as connection:
+        rows = connection.execute(select(scores)).mappings().all()
+    assert [(row["recommendation_id"], row["movie"], row["score"]) for row in rows] == [
+        (answer["id"], given["movie"], 5.0)
+    ]
+
+    requests.post(f"{url}/api/login", json={"session_password": "wrong"}, timeout=5)
+    process.terminate()
+    log = process.communicate(timeout=10)[1]
+    app_lines = [line for line in log.splitlines() if " app" in line]
+    assert any(" INFO app.requests " in line and "POST /api/recommend/score 200" in line for line in app_lines)
+    assert any(" WARNING app " in line and "refused login from 127.0.0.1" in line for line in app_lines)
+    assert PASSWORD not in log and "wrong" not in log.replace("wrong password", "")
+    assert token not in log
+
+
+def run_main(**settings: str) -> subprocess.CompletedProcess:
+    environ = service_environ(JWT_SECRET_KEY=SECRET, **settings)
+    return subprocess.run(
+        [sys.executable, "main.py", "--port", str(free_port())],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_line(result: subprocess.CompletedProcess, start: str) -> None:
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {start}"), lines[0]
+
+
+def test_no_password_stops_the_start_with_one_line(synthetic_model_dir: Path) -> None:
+    result = run_main(ML_MODEL_PATH=str(synthetic_model_dir / MODEL_FILE_NAME))
+    assert_one_line(result, "SESSION_PASSWORD is not set")
+
+
+def test_a_missing_model_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    result = run_main(ML_MODEL_PATH=str(tmp_path / MODEL_FILE_NAME), SESSION_PASSWORD="x")
+    assert_one_line(result, "ML_MODEL_PATH: cannot read")
+
+
+def test_a_model_that_does_not_match_its_metadata_stops_the_start(synthetic_model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / MODEL_FILE_NAME).write_bytes((synthetic_model_dir / MODEL_FILE_NAME).read_bytes())
+    (tmp_path / METADATA_FILE_NAME).write_text(json.dumps({"model_sha256": "1" * 64}))
+    result = run_main(ML_MODEL_PATH=str(tmp_path / MODEL_FILE_NAME), SESSION_PASSWORD="x")
+    assert_one_line(result, "ML_MODEL_PATH: ")
+    assert "does not match" in result.stderr
+
+
+def test_an_unreachable_database_stops_the_start_with_one_line(synthetic_model_dir: Path) -> None:
+    result = run_main(
+        ML_MODEL_PATH=str(synthetic_model_dir / MODEL_FILE_NAME),
+        SESSION_PASSWORD="x",
+        DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing",
+    )
+    assert_one_line(result, "DATABASE_URL: cannot use the database")
