@@ -37,7 +37,7 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         n_estimators: int = 100,
         min_samples_leaf: int = 200,
         max_features: float = 0.33,
-        max_samples: float = 0.3,
+        max_samples: float = 0.5,
         random_state: int = 0,
         n_jobs: int | None = -1,
         progress: bool = False,
