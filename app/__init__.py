@@ -25,7 +25,9 @@ def create_app(test_config: Settings | None = None) -> Flask:
     from flask import Flask
     from sqlalchemy.exc import OperationalError
 
-    from app import auth, errors, logs
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from app import auth, errors, logs, telemetry
     from app.api import auth as auth_routes
     from app.api import health, openapi, recommend
     from app.recommender import ModelFileError, Recommender
@@ -54,8 +56,11 @@ def create_app(test_config: Settings | None = None) -> Flask:
     auth.init_app(app, settings)
     errors.init_app(app)
     logs.init_app(app)
-    for blueprint in (health.bp, auth_routes.bp, recommend.bp, openapi.bp):
+    telemetry.init_app(app, multiprocess_dir=settings.metrics_multiprocess_dir)
+    for blueprint in (health.bp, auth_routes.bp, recommend.bp, openapi.bp, telemetry.bp):
         app.register_blueprint(blueprint)
+    if settings.trusted_proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
 
     try:
         recommender = Recommender.load(settings.model_path)
@@ -64,5 +69,6 @@ def create_app(test_config: Settings | None = None) -> Flask:
     if recommender.metadata is None:
         log.warning("%s comes without model.json: its SHA-256 cannot be checked", settings.model_path)
     app.extensions["recommender"] = recommender
+    telemetry.record_model(recommender.version)
     log.info("serving model %s from %s", recommender.version[:12], settings.model_path)
     return app

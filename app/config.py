@@ -34,6 +34,10 @@ class Settings:
     # None: a SQLite file in the Flask instance folder.
     database_url: str | None = None
     log_level: str = "INFO"
+    # Proxies in front whose X-Forwarded-For is believed: 0 reached directly, 1 behind the project's nginx.
+    trusted_proxy_hops: int = 0
+    # Set by deploy/run-stack: where every uwsgi worker writes its metrics.
+    metrics_multiprocess_dir: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -47,9 +51,11 @@ class Settings:
             session_password=password,
             jwt_secret_key=secret or secrets.token_urlsafe(32),
             jwt_secret_generated=not secret,
-            token_seconds=_positive_int(environ, "JWT_ACCESS_TOKEN_EXPIRES", DEFAULT_TOKEN_SECONDS),
+            token_seconds=_whole_number(environ, "JWT_ACCESS_TOKEN_EXPIRES", DEFAULT_TOKEN_SECONDS, minimum=1),
             database_url=environ.get("DATABASE_URL") or None,
             log_level=_log_level(environ),
+            trusted_proxy_hops=_whole_number(environ, "TRUSTED_PROXY_HOPS", 0, minimum=0),
+            metrics_multiprocess_dir=environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
 
 
@@ -60,12 +66,12 @@ def _required(environ: Mapping[str, str], name: str, meaning: str) -> str:
     return value
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+def _whole_number(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
     value = environ.get(name, "").strip()
     if not value:
         return default
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{name}={value!r} is not valid: set it to a whole number of seconds, at least 1")
+    if not value.isdigit() or int(value) < minimum:
+        raise ConfigError(f"{name}={value!r} is not valid: set it to a whole number, at least {minimum}")
     return int(value)
 
 

@@ -45,7 +45,12 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def log_request(response: Response) -> Response:
-        milliseconds = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        milliseconds = elapsed_seconds() * 1000
         access_log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, milliseconds)
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "-")
         return response
+
+
+def elapsed_seconds() -> float:
+    """Time since the current request began."""
+    return time.perf_counter() - g.get("started", time.perf_counter())

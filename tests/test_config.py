@@ -48,7 +48,10 @@ def test_every_setting_is_read() -> None:
         ({"ML_MODEL_PATH": "m.pkl"}, "SESSION_PASSWORD is not set: set it to the password /api/login accepts"),
         ({**REQUIRED, "SESSION_PASSWORD": "  "}, "SESSION_PASSWORD is not set"),
         ({**REQUIRED, "JWT_SECRET_KEY": "short"}, "JWT_SECRET_KEY is too short"),
-        ({**REQUIRED, "JWT_ACCESS_TOKEN_EXPIRES": "soon"}, "JWT_ACCESS_TOKEN_EXPIRES='soon' is not valid"),
+        (
+            {**REQUIRED, "JWT_ACCESS_TOKEN_EXPIRES": "soon"},
+            "JWT_ACCESS_TOKEN_EXPIRES='soon' is not valid: set it to a whole number",
+        ),
         ({**REQUIRED, "JWT_ACCESS_TOKEN_EXPIRES": "0"}, "JWT_ACCESS_TOKEN_EXPIRES='0' is not valid"),
         ({**REQUIRED, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD' is not valid"),
     ],

@@ -61,6 +61,13 @@ def health_operation() -> dict:
     return document
 
 
+def metrics_operation() -> dict:
+    return {
+        "summary": "Prometheus metrics of all workers",
+        "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    }
+
+
 @cache
 def build_document() -> dict:
     models = [(model, "validation") for model in MODELS]
@@ -85,6 +92,7 @@ def build_document() -> dict:
         },
         "/health": {"get": health_operation()},
         "/openapi.json": {"get": operation("This document", {"type": "object"})},
+        "/metrics": {"get": metrics_operation()},
     }
     return {
         "openapi": "3.0.3",

@@ -9,6 +9,7 @@ from app.errors import APIError
 from app.recommender import Recommender
 from app.schemas import RecommendRequest, RecommendResponse, ScoreRequest, parse_body
 from app.store import RecommendationLog, ScoreRejected
+from app.telemetry import RECOMMENDATIONS, SCORES
 
 bp = Blueprint("recommend", __name__, url_prefix="/api/recommend")
 
@@ -30,6 +31,7 @@ def recommend() -> dict:
     recommendation_id = recommendation_log().record_recommendation(
         **asked.model_dump(), titles=titles, model_version=model.version
     )
+    RECOMMENDATIONS.inc()
     return RecommendResponse(recommendations=titles, id=recommendation_id).model_dump()
 
 
@@ -41,4 +43,5 @@ def score():
         recommendation_log().record_score(recommendation_id=given.id, movie=given.movie, score=given.score)
     except ScoreRejected as error:
         raise APIError(str(error)) from error
+    SCORES.inc()
     return jsonify("Ok")

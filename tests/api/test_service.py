@@ -103,3 +103,22 @@ def test_openapi_bodies_are_the_validation_schemas(client: FlaskClient) -> None:
     assert recommend["required"] == ["age", "gender", "occupation"]
     assert recommend["additionalProperties"] is False
     assert recommend["properties"]["age"] == {"maximum": 120, "minimum": 1, "title": "Age", "type": "integer"}
+
+
+def test_metrics_count_requests_recommendations_scores_and_the_model(
+    app: Flask, client: FlaskClient, auth_headers: dict
+) -> None:
+    answer = client.post(
+        "/api/recommend", json={"age": 30, "gender": "M", "occupation": "writer"}, headers=auth_headers
+    ).get_json()
+    client.post(
+        "/api/recommend/score",
+        json={"id": answer["id"], "movie": answer["recommendations"][0], "score": 3},
+        headers=auth_headers,
+    )
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'http_requests_total{method="POST",route="/api/recommend",status="200"}' in text
+    assert "http_request_duration_seconds_bucket" in text
+    assert "recommendations_served_total" in text
+    assert "scores_recorded_total" in text
+    assert f'model_info{{version="{app.extensions["recommender"].version}"}} 1.0' in text
