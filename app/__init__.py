@@ -24,7 +24,6 @@ def create_app(test_config: Settings | None = None) -> Flask:
     """
     from flask import Flask
     from sqlalchemy.exc import OperationalError
-
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from app import auth, errors, logs, telemetry
