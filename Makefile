@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: run test lint train evaluate data
+.PHONY: run test lint train evaluate data bench
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -38,3 +38,6 @@ train: $(INSTALLED)
 
 evaluate: $(INSTALLED)
 	$(PYTHON) -m app.evaluate
+
+bench: $(INSTALLED)
+	$(PYTHON) benchmarks/run.py

@@ -53,7 +53,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen, seconds: float = 30)
         try:
             if requests.get(f"{url}/health", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.2)
     raise AssertionError("the server did not become healthy")
 

@@ -1,0 +1,15 @@
+"""For the benchmark only: the product's route with the ranking step replaced by a fixed list."""
+
+from __future__ import annotations
+
+from app.recommender import Recommender
+from main import app
+
+
+class FixedList(Recommender):
+    def recommend(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[str]:
+        return self.estimator.titles_[:max_recs].tolist()
+
+
+served = app.extensions["recommender"]
+app.extensions["recommender"] = FixedList(served.estimator, served.version, served.metadata)

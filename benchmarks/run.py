@@ -1,0 +1,224 @@
+"""Benchmark the API on deploy/run-stack (nginx + uwsgi) with wrk; `make bench` runs it.
+
+Trains a fresh model, starts the stack on a loopback port, and drives each route with
+wrk (2 threads, 32 connections) after a warm-up. Prints requests/s, p50 and p99 and
+each route's ratio to GET /, and writes benchmarks/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "benchmarks"
+PASSWORD = "benchmark"
+FIXED_TRIPLE = {"age": 28, "gender": "F", "occupation": "engineer"}
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_stack(model_path: Path, work_dir: Path, app_module: str = "main"):
+    """deploy/run-stack on a free loopback port; yields its base URL and process."""
+    port = free_port()
+    environ = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PORT": str(port),
+        "APP_MODULE": app_module,
+        "ML_MODEL_PATH": str(model_path),
+        "SESSION_PASSWORD": PASSWORD,
+        "JWT_SECRET_KEY": "a-benchmark-signing-key-of-decent-length",
+        "DATABASE_URL": f"sqlite:///{work_dir / f'{app_module}-{port}.sqlite3'}",
+        "LOG_LEVEL": "WARNING",
+    }
+    with (work_dir / f"stack-{app_module}-{port}.log").open("w") as log:
+        process = subprocess.Popen(
+            [str(ROOT / "deploy" / "run-stack")], env=environ, stdout=log, stderr=log, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the stack did not start: see {log.name}")
+            try:
+                if requests.get(f"{url}/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        yield url, process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def token(url: str) -> str:
+    return requests.post(f"{url}/api/login", json={"session_password": PASSWORD}, timeout=5).json()["access_token"]
+
+
+def wrk(url: str, path: str, seconds: int, script: str | None = None, **environ: str) -> dict:
+    command = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency"]
+    if script:
+        command += ["-s", str(HERE / script)]
+    result = subprocess.run(
+        [*command, f"{url}{path}"], env={**os.environ, **environ}, capture_output=True, text=True, check=True
+    )
+    return parse_wrk(result.stdout)
+
+
+def parse_wrk(output: str) -> dict:
+    def latency(percentile: str) -> float:
+        value, unit = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE).groups()
+        return float(value) * UNITS[unit]
+
+    total = int(re.search(r"(\d+) requests in", output).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "requests": total,
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": sum(map(int, errors.groups())) if errors else 0,
+    }
+
+
+def worker_memory(process: subprocess.Popen) -> dict:
+    """PSS of every uwsgi process against the RSS of one worker: the share of pages the fork leaves shared."""
+    pids = subprocess.run(["pgrep", "-g", str(process.pid), "uwsgi"], capture_output=True, text=True).stdout.split()
+
+    def kib(pid: str, field: str) -> int:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE).group(1))
+
+    pss = sum(kib(pid, "Pss") for pid in pids)
+    one_rss = max(kib(pid, "Rss") for pid in pids)
+    return {"uwsgi_processes": len(pids), "pss_all_mib": pss / 1024, "rss_one_mib": one_rss / 1024}
+
+
+def measure(model_path: Path, work_dir: Path, seconds: int) -> dict:
+    results = {}
+    with running_stack(model_path, work_dir) as (url, process):
+        access = token(url)
+        wrk(url, "/", 3)  # warm-up: connections, nginx, the workers' first requests
+        results["GET /"] = wrk(url, "/", seconds)
+        # From cold: the first recommend requests of this stack.
+        results["recommend, random people"] = wrk(
+            url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access
+        )
+        results["recommend, one person"] = wrk(
+            url, "/api/recommend", seconds, "post_json.lua", BENCH_TOKEN=access, BENCH_BODY=json.dumps(FIXED_TRIPLE)
+        )
+        headers = {"Authorization": f"Bearer {access}"}
+        answer = requests.post(f"{url}/api/recommend", json=FIXED_TRIPLE, headers=headers, timeout=5).json()
+        score = {"id": answer["id"], "movie": answer["recommendations"][0], "score": 4}
+        results["score"] = wrk(
+            url, "/api/recommend/score", seconds, "post_json.lua", BENCH_TOKEN=access, BENCH_BODY=json.dumps(score)
+        )
+        memory = worker_memory(process)
+    for label, module in (("recommend, fixed list (no ranking)", "benchmarks.fixed_list_app"),
+                          ("recommend, predict per request (naive)", "benchmarks.naive_app")):  # fmt: skip
+        with running_stack(model_path, work_dir, module) as (url, _):
+            access = token(url)
+            wrk(url, "/", 3)
+            results[label] = wrk(url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access)
+    floor = results["GET /"]
+    for figures in results.values():
+        figures["ratio_to_get_root"] = figures["requests_per_second"] / floor["requests_per_second"]
+        figures["p99_ratio_to_get_root"] = figures["p99_ms"] / floor["p99_ms"]
+    return {"routes": results, "memory": memory}
+
+
+def model_figures(model_path: Path) -> dict:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", f"from app.recommender import Recommender; Recommender.load({str(model_path)!r})"],
+        cwd=ROOT,
+        check=True,
+    )
+    return {"size_mib": model_path.stat().st_size / 2**20, "load_seconds_in_new_process": time.perf_counter() - started}
+
+
+def machine() -> dict:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "date": datetime.now(UTC).date().isoformat()}
+
+
+def print_table(report: dict) -> None:
+    print(f"\n{'route':42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x GET /':>8} {'p99 x':>6} {'non-2xx':>8}")
+    for route, figures in report["routes"].items():
+        print(
+            f"{route:42} {figures['requests_per_second']:9.0f} {figures['p50_ms']:8.2f} {figures['p99_ms']:8.2f} "
+            f"{figures['ratio_to_get_root']:8.3f} {figures['p99_ratio_to_get_root']:6.2f} "
+            f"{figures['non_2xx'] + figures['socket_errors']:8d}"
+        )
+    memory, model = report["memory"], report["model"]
+    print(
+        f"\nuwsgi memory: {memory['pss_all_mib']:.0f} MiB PSS for {memory['uwsgi_processes']} processes, "
+        f"{memory['rss_one_mib']:.0f} MiB RSS for one ({memory['pss_all_mib'] / memory['rss_one_mib']:.2f} x)"
+    )
+    print(f"model: {model['size_mib']:.1f} MiB, loaded in {model['load_seconds_in_new_process']:.2f} s (new process)")
+    print(f"machine: {report['machine']['cpus']} CPUs, {report['machine']['cpu_model']}, {report['machine']['date']}")
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    subprocess.run(["apt-get", "update", "-q"], check=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "wrk"], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = parser.parse_args()
+    ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        work_dir = Path(scratch)
+        subprocess.run([sys.executable, "-m", "app.train", "--out-dir", str(work_dir / "model")], cwd=ROOT, check=True)
+        model_path = work_dir / "model" / "model.pkl"
+        report = measure(model_path, work_dir, args.seconds)
+        report["model"] = model_figures(model_path)
+    report["machine"] = machine()
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print_table(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
