@@ -29,6 +29,7 @@ def create_app(test_config: Settings | None = None) -> Flask:
     from app import auth, errors, logs, telemetry
     from app.api import auth as auth_routes
     from app.api import health, openapi, recommend
+    from app.journal import Journal
     from app.recommender import ModelFileError, Recommender
     from app.store import RecommendationLog, make_engine, sqlite_url
 
@@ -41,9 +42,12 @@ def create_app(test_config: Settings | None = None) -> Flask:
 
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     database_url = settings.database_url or sqlite_url(Path(app.instance_path) / DATABASE_FILE_NAME)
-    recommendation_log = RecommendationLog(make_engine(database_url))
+    journal = Journal(settings.journal_dir) if settings.journal_dir else None
+    recommendation_log = RecommendationLog(make_engine(database_url), journal)
     try:
         recommendation_log.create_tables()
+        if journal is not None:  # what a crash left in the journal goes in before serving
+            recommendation_log.drain_journal()
     except OperationalError as error:
         raise ConfigError(
             f"DATABASE_URL: cannot use the database ({str(error.orig).strip().splitlines()[0]})"

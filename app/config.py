@@ -36,6 +36,8 @@ class Settings:
     log_level: str = "INFO"
     # Proxies in front whose X-Forwarded-For is believed: 0 reached directly, 1 behind the project's nginx.
     trusted_proxy_hops: int = 0
+    # Set by deploy/run-stack: where workers journal recommendations for the mule to copy into the database.
+    journal_dir: Path | None = None
     # Set by deploy/run-stack: where every uwsgi worker writes its metrics.
     metrics_multiprocess_dir: str | None = None
 
@@ -55,6 +57,9 @@ class Settings:
             database_url=environ.get("DATABASE_URL") or None,
             log_level=_log_level(environ),
             trusted_proxy_hops=_whole_number(environ, "TRUSTED_PROXY_HOPS", 0, minimum=0),
+            journal_dir=Path(environ["RECOMMENDATION_JOURNAL_DIR"])
+            if environ.get("RECOMMENDATION_JOURNAL_DIR")
+            else None,
             metrics_multiprocess_dir=environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
 

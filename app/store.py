@@ -8,7 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -23,6 +25,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+
+from app.journal import Journal
 
 metadata = MetaData()
 
@@ -46,6 +50,14 @@ scores = Table(
     Column("movie", String(1000), primary_key=True),
     Column("score", Float, nullable=False),
     Column("scored_at", DateTime(timezone=True), nullable=False),
+)
+
+# How far each recommendation journal file has been copied into the tables above.
+journal_offsets = Table(
+    "journal_offsets",
+    metadata,
+    Column("file", String(200), primary_key=True),
+    Column("offset", BigInteger, nullable=False),
 )
 
 # SQLite: several uwsgi workers write at once (WAL, and wait for the lock rather than fail);
@@ -82,10 +94,15 @@ def make_engine(url: str) -> Engine:
 
 
 class RecommendationLog:
-    """Records each recommendation answered and each score given, committed before the caller answers."""
+    """Records each recommendation answered and each score given before the caller answers.
 
-    def __init__(self, engine: Engine) -> None:
+    Scores are committed to the database. Recommendations too, or, with a journal,
+    appended to it and copied into the database by drain_journal.
+    """
+
+    def __init__(self, engine: Engine, journal: Journal | None = None) -> None:
         self.engine = engine
+        self.journal = journal
         self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
 
     def create_tables(self) -> None:
@@ -100,28 +117,61 @@ class RecommendationLog:
         self, *, age: int, gender: str, occupation: str, max_recs: int, titles: list[str], model_version: str
     ) -> str:
         """Store one answer of /api/recommend and return its new id."""
-        recommendation_id = uuid.uuid4().hex
-        with self.engine.begin() as connection:
-            connection.execute(
-                recommendations.insert().values(
-                    id=recommendation_id,
-                    created_at=datetime.now(UTC),
-                    age=age,
-                    gender=gender,
-                    occupation=occupation,
-                    max_recs=max_recs,
-                    titles=titles,
-                    model_version=model_version,
-                )
-            )
-        return recommendation_id
+        row = {
+            "id": uuid.uuid4().hex,
+            "created_at": datetime.now(UTC).isoformat(),
+            "age": age,
+            "gender": gender,
+            "occupation": occupation,
+            "max_recs": max_recs,
+            "titles": titles,
+            "model_version": model_version,
+        }
+        if self.journal is not None:
+            self.journal.append(row)
+        else:
+            with self.engine.begin() as connection:
+                connection.execute(recommendations.insert(), [_from_journal(row)])
+        return row["id"]
+
+    def drain_journal(self) -> int:
+        """Copy the journal's new lines into the database; the number of recommendations copied."""
+        copied = 0
+        with self.journal.draining() as files:
+            for path in files:
+                offset = self._journal_offset(path.name)
+                rows, end = self.journal.read_from(path, offset)
+                if rows:
+                    with self.engine.begin() as connection:
+                        connection.execute(
+                            self._insert(recommendations).on_conflict_do_nothing(), [_from_journal(r) for r in rows]
+                        )
+                        position = self._insert(journal_offsets).values(file=path.name, offset=end)
+                        connection.execute(
+                            position.on_conflict_do_update(
+                                index_elements=[journal_offsets.c.file], set_={"offset": end}
+                            )
+                        )
+                    copied += len(rows)
+                self.journal.remove_if_finished(path, end)
+        return copied
+
+    def _journal_offset(self, file: str) -> int:
+        with self.engine.connect() as connection:
+            offset = connection.execute(
+                select(journal_offsets.c.offset).where(journal_offsets.c.file == file)
+            ).scalar_one_or_none()
+        return offset or 0
 
     def record_score(self, *, recommendation_id: str, movie: str, score: float) -> None:
         """Store a score for a movie of a recommendation; scoring it again keeps the latest."""
+        if self.journal is not None:
+            with self.engine.connect() as connection:
+                copied = _titles(connection, recommendation_id) is not None
+            if not copied:
+                self.drain_journal()  # the recommendation may be answered but not copied yet
         with self.engine.begin() as connection:
-            titles = connection.execute(
-                select(recommendations.c.titles).where(recommendations.c.id == recommendation_id)
-            ).scalar_one_or_none()
+            titles = _titles(connection, recommendation_id)
             if titles is None:
                 raise ScoreRejected("id", "no recommendation has this id")
             if movie not in titles:
@@ -135,3 +185,12 @@ class RecommendationLog:
                     set_={"score": statement.excluded.score, "scored_at": statement.excluded.scored_at},
                 )
             )
+
+
+def _titles(connection: Connection, recommendation_id: str) -> list[str] | None:
+    query = select(recommendations.c.titles).where(recommendations.c.id == recommendation_id)
+    return connection.execute(query).scalar_one_or_none()
+
+
+def _from_journal(row: dict) -> dict:
+    return {**row, "created_at": datetime.fromisoformat(row["created_at"])}

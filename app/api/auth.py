@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, request
-from flask_jwt_extended import jwt_required
 
-from app.auth import issue_token, password_matches
+from app.auth import issue_token, password_matches, require_token
 from app.errors import APIError
 from app.schemas import LoginRequest, Message, TokenResponse, parse_body
 
@@ -22,6 +21,6 @@ def login() -> dict:
 
 
 @bp.get("/protected")
-@jwt_required()
+@require_token
 def protected() -> dict:
     return Message(message="Protected").model_dump()

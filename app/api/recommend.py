@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
-from flask_jwt_extended import jwt_required
 
+from app.auth import require_token
 from app.errors import APIError
 from app.recommender import Recommender
 from app.schemas import RecommendRequest, RecommendResponse, ScoreRequest, parse_body
@@ -23,7 +23,7 @@ def recommendation_log() -> RecommendationLog:
 
 
 @bp.post("")
-@jwt_required()
+@require_token
 def recommend() -> dict:
     asked = parse_body(RecommendRequest)
     model = recommender()
@@ -36,7 +36,7 @@ def recommend() -> dict:
 
 
 @bp.post("/score")
-@jwt_required()
+@require_token
 def score():
     given = parse_body(ScoreRequest)
     try:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import create_engine, select
 
 from app.recommender import MODEL_FILE_NAME
-from app.store import sqlite_url
+from app.store import recommendations, sqlite_url
 from tests.test_main import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +24,7 @@ PASSWORD = "stack password"
 pytestmark = pytest.mark.stack
 
 
-def stack_environ(model_path: Path, database_url: str, port: int) -> dict[str, str]:
+def stack_environ(model_path: Path, work_dir: Path, port: int) -> dict[str, str]:
     environ = {key: value for key, value in os.environ.items() if key not in ("SESSION_PASSWORD", "ML_MODEL_PATH")}
     return {
         **environ,
@@ -33,7 +34,8 @@ def stack_environ(model_path: Path, database_url: str, port: int) -> dict[str, s
         "ML_MODEL_PATH": str(model_path),
         "SESSION_PASSWORD": PASSWORD,
         "JWT_SECRET_KEY": "a-stack-test-signing-key-of-decent-length",
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": sqlite_url(work_dir / "stack.sqlite3"),
+        "RECOMMENDATION_JOURNAL_DIR": str(work_dir / "journal"),
     }
 
 
@@ -63,22 +65,34 @@ def group_is_gone(process: subprocess.Popen) -> bool:
     return False
 
 
-@pytest.fixture
-def stack(synthetic_model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+def start_stack(model_path: Path, work_dir: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
-    environ = stack_environ(synthetic_model_dir / MODEL_FILE_NAME, sqlite_url(tmp_path / "stack.sqlite3"), port)
-    with (tmp_path / "stack.log").open("w") as log:
+    with (work_dir / "stack.log").open("a") as log:
         process = subprocess.Popen(
-            [str(ROOT / "deploy" / "run-stack")], env=environ, stdout=log, stderr=log, start_new_session=True
+            [str(ROOT / "deploy" / "run-stack")],
+            env=stack_environ(model_path, work_dir, port),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
+    wait_until_healthy(url, process)
+    return url, process
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture
+def stack(synthetic_model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    url, process = start_stack(synthetic_model_dir / MODEL_FILE_NAME, tmp_path)
     try:
-        wait_until_healthy(url, process)
         yield url, process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        kill_group(process)
 
 
 def test_the_stack_serves_the_api_through_nginx_and_stops_on_sigterm(stack: tuple[str, subprocess.Popen]) -> None:
@@ -122,9 +136,40 @@ def test_nginx_answers_its_own_errors_in_json(stack: tuple[str, subprocess.Popen
 
 
 def test_a_configuration_mistake_stops_the_stack_with_its_message(tmp_path: Path) -> None:
-    environ = stack_environ(tmp_path / "missing.pkl", sqlite_url(tmp_path / "db.sqlite3"), free_port())
+    environ = stack_environ(tmp_path / "missing.pkl", tmp_path, free_port())
     result = subprocess.run(
         [str(ROOT / "deploy" / "run-stack")], env=environ, capture_output=True, text=True, timeout=120
     )
     assert result.returncode != 0
     assert "error: ML_MODEL_PATH: cannot read" in result.stderr
+
+
+def test_answered_recommendations_survive_killing_every_uwsgi_process(
+    synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    url, process = start_stack(synthetic_model_dir / MODEL_FILE_NAME, tmp_path)
+    try:
+        login = requests.post(f"{url}/api/login", json={"session_password": PASSWORD}, timeout=5)
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        answered = {
+            requests.post(
+                f"{url}/api/recommend",
+                json={"age": age, "gender": "M", "occupation": "doctor"},
+                headers=headers,
+                timeout=5,
+            ).json()["id"]
+            for age in range(1, 121)
+        }
+        # Master, workers and mule at once, with no chance to flush anything.
+        subprocess.run(["pkill", "-KILL", "-g", str(process.pid), "uwsgi"], check=True)
+        process.wait(timeout=60)
+    finally:
+        kill_group(process)
+    url, process = start_stack(synthetic_model_dir / MODEL_FILE_NAME, tmp_path)
+    try:
+        with create_engine(sqlite_url(tmp_path / "stack.sqlite3")).connect() as connection:
+            stored = set(connection.execute(select(recommendations.c.id)).scalars())
+        assert answered <= stored
+        assert len(stored) == len(answered)
+    finally:
+        kill_group(process)
