@@ -6,6 +6,7 @@ ML_MODEL_PATH=model/model.pkl SESSION_PASSWORD=test python ./main.py --port 5000
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from flask import Flask
@@ -24,6 +25,9 @@ def build_app() -> Flask:
 
 
 app = build_app()
+# Everything loaded so far (the model above all) moves out of the garbage collector's sight: its passes
+# in the forked uwsgi workers would otherwise write to those pages and unshare them.
+gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,6 +30,13 @@ class Recommender:
         self.estimator = estimator
         self.version = version
         self.metadata = metadata
+        # Every person's titles, best first: answering is one dictionary lookup and a slice.
+        self._titles = {
+            (age, gender, occupation): tuple(estimator.titles_[estimator.ranking(age, gender, occupation)].tolist())
+            for age in range(MIN_AGE, MAX_AGE + 1)
+            for gender in GENDERS
+            for occupation in OCCUPATIONS
+        }
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
@@ -63,16 +70,20 @@ class Recommender:
 
     def recommend(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[str]:
         """The titles /api/recommend answers for this person, best first, each once."""
-        if not MIN_AGE <= age <= MAX_AGE:
-            raise ValueError(f"age must be between {MIN_AGE} and {MAX_AGE}")
-        if gender not in GENDERS:
-            raise ValueError(f"gender must be one of {', '.join(GENDERS)}")
-        if occupation not in OCCUPATIONS:
-            raise ValueError(f"occupation must be one of {', '.join(OCCUPATIONS)}")
-        if not 1 <= max_recs <= MAX_RECS:
-            raise ValueError(f"max_recs must be between 1 and {MAX_RECS}")
-        positions = self.estimator.ranking(age, gender, occupation)[:max_recs]
-        return self.estimator.titles_[positions].tolist()
+        titles = self._titles.get((age, gender, occupation))
+        if titles is None or not 1 <= max_recs <= MAX_RECS:
+            raise ValueError(_what_is_wrong(age, gender, occupation, max_recs))
+        return list(titles[:max_recs])
+
+
+def _what_is_wrong(age: int, gender: str, occupation: str, max_recs: int) -> str:
+    if not (isinstance(age, int) and MIN_AGE <= age <= MAX_AGE):
+        return f"age must be between {MIN_AGE} and {MAX_AGE}"
+    if gender not in GENDERS:
+        return f"gender must be one of {', '.join(GENDERS)}"
+    if occupation not in OCCUPATIONS:
+        return f"occupation must be one of {', '.join(OCCUPATIONS)}"
+    return f"max_recs must be between 1 and {MAX_RECS}"
 
 
 def _read_file(path: Path) -> bytes:

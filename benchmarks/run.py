@@ -108,8 +108,9 @@ def parse_wrk(output: str) -> dict:
 
 
 def worker_memory(process: subprocess.Popen) -> dict:
-    """PSS of every uwsgi process against the RSS of one worker: the share of pages the fork leaves shared."""
-    pids = subprocess.run(["pgrep", "-g", str(process.pid), "uwsgi"], capture_output=True, text=True).stdout.split()
+    """PSS of all uwsgi workers together against the RSS of one: how much of the model the fork left shared."""
+    found = subprocess.run(["pgrep", "-g", str(process.pid), "-f", "uWSGI worker"], capture_output=True, text=True)
+    pids = found.stdout.split()
 
     def kib(pid: str, field: str) -> int:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
@@ -117,7 +118,7 @@ def worker_memory(process: subprocess.Popen) -> dict:
 
     pss = sum(kib(pid, "Pss") for pid in pids)
     one_rss = max(kib(pid, "Rss") for pid in pids)
-    return {"uwsgi_processes": len(pids), "pss_all_mib": pss / 1024, "rss_one_mib": one_rss / 1024}
+    return {"workers": len(pids), "pss_all_mib": pss / 1024, "rss_one_mib": one_rss / 1024}
 
 
 def measure(model_path: Path, work_dir: Path, seconds: int) -> dict:
@@ -185,7 +186,7 @@ def print_table(report: dict) -> None:
         )
     memory, model = report["memory"], report["model"]
     print(
-        f"\nuwsgi memory: {memory['pss_all_mib']:.0f} MiB PSS for {memory['uwsgi_processes']} processes, "
+        f"\nuwsgi workers' memory: {memory['pss_all_mib']:.0f} MiB PSS for {memory['workers']} together, "
         f"{memory['rss_one_mib']:.0f} MiB RSS for one ({memory['pss_all_mib'] / memory['rss_one_mib']:.2f} x)"
     )
     print(f"model: {model['size_mib']:.1f} MiB, loaded in {model['load_seconds_in_new_process']:.2f} s (new process)")
