@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from app.journal import Journal
 from app.store import RecommendationLog, ScoreRejected, make_engine, recommendations, scores
 
 TITLES = ["Heat (1995)", "Misérables, Les (1995)", "Fargo (1996)"]
@@ -79,3 +81,38 @@ def test_concurrent_writers_lose_nothing(log: RecommendationLog) -> None:
 
 def test_a_postgresql_url_without_a_driver_uses_psycopg_3() -> None:
     assert make_engine("postgresql://user@127.0.0.1/db").dialect.driver == "psycopg"
+
+
+@pytest.fixture
+def journaled(database_url: str, tmp_path: Path) -> Iterator[RecommendationLog]:
+    store = RecommendationLog(make_engine(database_url), Journal(tmp_path / "journal"))
+    store.create_tables()
+    yield store
+    store.engine.dispose()
+
+
+def test_with_a_journal_a_recommendation_reaches_the_database_when_drained(journaled: RecommendationLog) -> None:
+    recommendation_id = record(journaled)
+    assert recorded(journaled, recommendations) == []
+    assert journaled.drain_journal() == 1
+    (row,) = recorded(journaled, recommendations)
+    assert (row["id"], row["titles"]) == (recommendation_id, TITLES)
+    assert journaled.drain_journal() == 0
+
+
+def test_a_score_for_a_journaled_recommendation_drains_it_first(journaled: RecommendationLog) -> None:
+    recommendation_id = record(journaled)
+    journaled.record_score(recommendation_id=recommendation_id, movie=TITLES[2], score=5.0)
+    assert [row["id"] for row in recorded(journaled, recommendations)] == [recommendation_id]
+    assert [row["score"] for row in recorded(journaled, scores)] == [5.0]
+
+
+def test_a_new_log_on_the_same_journal_copies_what_the_last_one_left(
+    database_url: str, journaled: RecommendationLog, tmp_path: Path
+) -> None:
+    ids = {record(journaled) for _ in range(5)}
+    restarted = RecommendationLog(make_engine(database_url), Journal(tmp_path / "journal"))
+    assert restarted.drain_journal() == 5
+    assert {row["id"] for row in recorded(restarted, recommendations)} == ids
+    assert restarted.drain_journal() == 0
+    restarted.engine.dispose()
