@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: run test lint train evaluate data bench
+.PHONY: run test lint train evaluate data bench docker-build
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -41,3 +41,8 @@ evaluate: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(PYTHON) benchmarks/run.py
+
+# The image, with the model in model/ (make train); the build runs the tests and the accuracy check.
+docker-build: model/model.pkl
+	docker build --build-arg MODEL_FILE=model/model.pkl --build-arg MODEL_TEST_FILE=model/test_data.json \
+		-t recommender:latest .

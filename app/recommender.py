@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import tarfile
 from pathlib import Path
 
 import joblib
@@ -14,13 +12,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from app.data import GENDERS, OCCUPATIONS
 from app.model import MAX_AGE, MAX_RECS, MIN_AGE, RelevanceForest
+from app.model_file import METADATA_FILE_NAME, MODEL_FILE_NAME, ModelFileError, checked_metadata, read_model_file
 
-MODEL_FILE_NAME = "model.pkl"
-METADATA_FILE_NAME = "model.json"
-
-
-class ModelFileError(Exception):
-    """The model file cannot be served; the message says why."""
+__all__ = ["METADATA_FILE_NAME", "MODEL_FILE_NAME", "ModelFileError", "Recommender"]
 
 
 class Recommender:
@@ -46,16 +40,9 @@ class Recommender:
         model's SHA-256 must match the one recorded there.
         """
         path = Path(path)
-        if path.name.endswith(".tar.gz"):
-            model_bytes, metadata = _read_archive(path)
-        elif path.suffix == ".pkl":
-            model_bytes = _read_file(path)
-            metadata_path = path.with_name(METADATA_FILE_NAME)
-            metadata = _read_file(metadata_path) if metadata_path.is_file() else None
-        else:
-            raise ModelFileError(f"{path}: a model file is a .pkl or a .tar.gz holding one {MODEL_FILE_NAME}")
+        model_bytes, metadata = read_model_file(path)
         version = hashlib.sha256(model_bytes).hexdigest()
-        recorded = None if metadata is None else _checked_metadata(path, version, metadata)
+        recorded = None if metadata is None else checked_metadata(path, version, metadata)
         try:
             estimator = joblib.load(io.BytesIO(model_bytes))
         except Exception as error:  # unpickling can raise anything a corrupt file provokes
@@ -84,46 +71,3 @@ def _what_is_wrong(age: int, gender: str, occupation: str, max_recs: int) -> str
     if occupation not in OCCUPATIONS:
         return f"occupation must be one of {', '.join(OCCUPATIONS)}"
     return f"max_recs must be between 1 and {MAX_RECS}"
-
-
-def _read_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise ModelFileError(f"cannot read {path}: {error.strerror}") from error
-
-
-def _read_archive(path: Path) -> tuple[bytes, bytes | None]:
-    """model.pkl (required) and model.json (optional) from a .tar.gz that holds nothing else."""
-    try:
-        with tarfile.open(path, "r:gz") as archive:
-            members = [member for member in archive.getmembers() if not member.isdir()]
-            names = sorted(member.name for member in members)
-            allowed = {MODEL_FILE_NAME, METADATA_FILE_NAME}
-            if MODEL_FILE_NAME not in names or not set(names) <= allowed or len(set(names)) != len(names):
-                raise ModelFileError(
-                    f"{path}: the archive must hold one {MODEL_FILE_NAME} (and optionally {METADATA_FILE_NAME}) "
-                    f"at its top, not {names or 'nothing'}"
-                )
-            contents = {}
-            for member in members:
-                if not member.isfile():
-                    raise ModelFileError(f"{path}: {member.name} in the archive is not a regular file")
-                contents[member.name] = archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError) as error:
-        raise ModelFileError(f"{path}: not a readable .tar.gz ({error})") from error
-    return contents[MODEL_FILE_NAME], contents.get(METADATA_FILE_NAME)
-
-
-def _checked_metadata(path: Path, version: str, metadata: bytes) -> dict:
-    """The parsed model.json, once the model's SHA-256 is the one it records."""
-    try:
-        parsed = json.loads(metadata)
-        recorded = str(parsed["model_sha256"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise ModelFileError(f"{path}: its {METADATA_FILE_NAME} is not valid model metadata") from error
-    if recorded != version:
-        raise ModelFileError(
-            f"{path}: SHA-256 {version[:12]} does not match {recorded[:12]} recorded in {METADATA_FILE_NAME}"
-        )
-    return parsed

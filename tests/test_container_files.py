@@ -1,0 +1,100 @@
+"""The Dockerfile, docker-compose.yml and bitbucket-pipelines.yml, checked without a Docker engine."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.repository
+DOCKERFILE = (ROOT / "Dockerfile").read_text() if (ROOT / "Dockerfile").exists() else ""
+
+
+def instructions(keyword: str) -> list[str]:
+    """The arguments of each instruction of that keyword, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", DOCKERFILE)
+    return [line.split(None, 1)[1] for line in joined.splitlines() if line.startswith(f"{keyword} ")]
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def test_every_file_the_dockerfile_copies_from_the_context_exists() -> None:
+    for copy in instructions("COPY"):
+        if copy.startswith("--from="):
+            continue
+        *sources, _ = copy.split()
+        for source in sources:
+            source = {"${MODEL_FILE}": "model/model.pkl", "${MODEL_TEST_FILE}": "model/test_data.json"}.get(
+                source, source
+            )
+            if source.startswith("model/"):
+                continue  # made by training, given as build arguments
+            assert (ROOT / source).exists(), source
+
+
+def test_the_image_runs_the_stack_checks_its_health_and_serves_port_80() -> None:
+    assert instructions("CMD") == ['["deploy/run-stack"]']
+    assert instructions("EXPOSE") == ["80"]
+    assert "ML_MODEL_PATH=/model/model.pkl" in DOCKERFILE
+    assert any("/health" in line for line in DOCKERFILE.splitlines() if "CMD" in line and "python" in line)
+    assert re.search(r"^HEALTHCHECK ", DOCKERFILE, re.MULTILINE)
+
+
+def test_the_build_runs_the_tests_and_the_accuracy_check() -> None:
+    runs = " ".join(instructions("RUN"))
+    assert (
+        'python -m pytest -q -p no:cacheprovider -m "not dataset and not service and not stack and not repository"'
+        in runs
+    )
+    assert "python tests/run_accuracy_tests.py /model/model.pkl /model/test_data.json" in runs
+
+
+def test_dependencies_install_before_the_code_is_copied() -> None:
+    lines = DOCKERFILE.splitlines()
+    install = max(i for i, line in enumerate(lines) if "pip install" in line)
+    first_code = min(i for i, line in enumerate(lines) if line.startswith("COPY app/"))
+    assert install < first_code
+
+
+def test_the_data_set_and_local_state_stay_out_of_the_build_context() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for entry in ("data/", "instance/", ".venv/", "reports/"):
+        assert entry in ignored
+
+
+def test_compose_runs_scalable_api_replicas_behind_one_port_with_postgresql() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"db", "api", "balancer"}
+    api = services["api"]
+    assert "ports" not in api and "container_name" not in api  # --scale api=3 needs both absent
+    assert api["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert services["balancer"]["ports"] == ["${PORT:-8080}:80"]
+    assert (ROOT / services["balancer"]["volumes"][0].split(":")[0]).is_file()
+    assert services["db"]["image"].startswith("postgres")
+
+
+def test_the_pipeline_tests_then_builds_then_deploys_by_hand() -> None:
+    pipeline = yaml.safe_load((ROOT / "bitbucket-pipelines.yml").read_text())
+    steps = [entry["step"] for entry in pipeline["pipelines"]["branches"]["main"]]
+    assert [step["name"] for step in steps] == [
+        "Test",
+        "Build the image (tests and accuracy check inside)",
+        "Deploy",
+    ]
+    assert "postgres" in steps[0]["services"]
+    assert any("make test" in line for line in steps[0]["script"])
+    assert any(line.startswith("docker build") for line in steps[1]["script"])
+    assert steps[2]["trigger"] == "manual"
+    assert any("deploy-docker.py" in line and line.rstrip().endswith(" -") for line in steps[2]["script"])
