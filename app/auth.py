@@ -16,11 +16,15 @@ from typing import ParamSpec, TypeVar
 import jwt as pyjwt
 from flask import Flask, current_app, request
 from flask_jwt_extended import JWTManager, create_access_token
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 
 from app.config import Settings
 from app.errors import APIError
 
 jwt = JWTManager()
+# Per client address: behind nginx that is X-Forwarded-For as ProxyFix trusts it (TRUSTED_PROXY_HOPS).
+limiter = Limiter(key_func=get_remote_address)
 ALGORITHM = "HS256"
 TOKEN_SUBJECT = "session"
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "type"]
@@ -37,6 +41,16 @@ def init_app(app: Flask, settings: Settings) -> None:
         JWT_ALGORITHM=ALGORITHM,
     )
     jwt.init_app(app)
+    app.config.update(
+        LOGIN_RATE_LIMIT=settings.login_rate_limit,
+        RATELIMIT_STORAGE_URI=settings.rate_limit_storage_uri,
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    limiter.init_app(app)
+
+
+def login_rate_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
 
 
 def password_matches(given: str, expected: str) -> bool:

@@ -12,10 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from limits import parse_many
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_TOKEN_SECONDS = 3600
 # The largest request body the API reads; nginx is given the same limit.
 MAX_BODY_BYTES = 16 * 1024
+DEFAULT_LOGIN_RATE_LIMIT = "10 per minute"
 # HS256 wants a key of at least 256 bits.
 MIN_SECRET_LENGTH = 32
 
@@ -34,6 +37,9 @@ class Settings:
     # None: a SQLite file in the Flask instance folder.
     database_url: str | None = None
     log_level: str = "INFO"
+    # Login attempts per client address (flask-limiter notation), and where the counts live.
+    login_rate_limit: str = DEFAULT_LOGIN_RATE_LIMIT
+    rate_limit_storage_uri: str = "memory://"
     # Proxies in front whose X-Forwarded-For is believed: 0 reached directly, 1 behind the project's nginx.
     trusted_proxy_hops: int = 0
     # Set by deploy/run-stack: where workers journal recommendations for the mule to copy into the database.
@@ -56,6 +62,8 @@ class Settings:
             token_seconds=_whole_number(environ, "JWT_ACCESS_TOKEN_EXPIRES", DEFAULT_TOKEN_SECONDS, minimum=1),
             database_url=environ.get("DATABASE_URL") or None,
             log_level=_log_level(environ),
+            login_rate_limit=_rate_limit(environ),
+            rate_limit_storage_uri=environ.get("RATELIMIT_STORAGE_URI") or "memory://",
             trusted_proxy_hops=_whole_number(environ, "TRUSTED_PROXY_HOPS", 0, minimum=0),
             journal_dir=Path(environ["RECOMMENDATION_JOURNAL_DIR"])
             if environ.get("RECOMMENDATION_JOURNAL_DIR")
@@ -78,6 +86,15 @@ def _whole_number(environ: Mapping[str, str], name: str, default: int, *, minimu
     if not value.isdigit() or int(value) < minimum:
         raise ConfigError(f"{name}={value!r} is not valid: set it to a whole number, at least {minimum}")
     return int(value)
+
+
+def _rate_limit(environ: Mapping[str, str]) -> str:
+    value = environ.get("LOGIN_RATE_LIMIT", "").strip() or DEFAULT_LOGIN_RATE_LIMIT
+    try:
+        parse_many(value)
+    except ValueError as error:
+        raise ConfigError(f"LOGIN_RATE_LIMIT={value!r} is not valid: set it like '10 per minute'") from error
+    return value
 
 
 def _log_level(environ: Mapping[str, str]) -> str:

@@ -1,4 +1,4 @@
-"""One error shape for the whole API: {"message": "..."} with the right status."""
+"""One error shape for the whole API ({"message": "..."} with the right status), and the headers every answer has."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ def error_response(message: str, status_code: int) -> tuple[Response, int]:
 
 
 def init_app(app: Flask) -> None:
+    @app.after_request
+    def no_sniffing(response: Response) -> Response:
+        # Browsers must take every answer for the type it says it is.
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
     @app.errorhandler(APIError)
     def handle_api_error(error: APIError) -> tuple[Response, int]:
         return error_response(error.message, error.status_code)

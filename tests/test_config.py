@@ -61,3 +61,19 @@ def test_a_configuration_mistake_is_one_line_saying_what_to_set(environ: dict, m
         Settings.from_environ(environ)
     assert str(error.value).startswith(message)
     assert "\n" not in str(error.value)
+
+
+def test_the_login_rate_limit_and_its_storage_are_read() -> None:
+    settings = Settings.from_environ(
+        {**REQUIRED, "LOGIN_RATE_LIMIT": "5 per 30 seconds", "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379"}
+    )
+    assert (settings.login_rate_limit, settings.rate_limit_storage_uri) == (
+        "5 per 30 seconds",
+        "redis://127.0.0.1:6379",
+    )
+    assert Settings.from_environ(REQUIRED).login_rate_limit == "10 per minute"
+
+
+def test_an_unreadable_login_rate_limit_stops_the_start() -> None:
+    with pytest.raises(ConfigError, match="LOGIN_RATE_LIMIT='often' is not valid"):
+        Settings.from_environ({**REQUIRED, "LOGIN_RATE_LIMIT": "often"})

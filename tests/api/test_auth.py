@@ -3,11 +3,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import time
 from datetime import timedelta
 
 import jwt as pyjwt
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -130,3 +132,59 @@ def test_a_two_second_token_is_refused_once_it_expires(settings: Settings) -> No
     assert response.status_code == 401
     assert response.get_json() == {"message": "the token has expired: log in again"}
     assert app.config["JWT_ACCESS_TOKEN_EXPIRES"] == timedelta(seconds=2)
+
+
+def limited_client(settings: Settings, **changes: object) -> FlaskClient:
+    return create_app(Settings(**{**vars(settings), "login_rate_limit": "3 per minute", **changes})).test_client()
+
+
+def test_login_attempts_over_the_limit_are_429_with_retry_after(settings: Settings) -> None:
+    client = limited_client(settings)
+    statuses = [client.post("/api/login", json={"session_password": "guess"}).status_code for _ in range(3)]
+    assert statuses == [401, 401, 401]
+    refused = client.post("/api/login", json={"session_password": PASSWORD})
+    assert refused.status_code == 429
+    assert refused.get_json() == {"message": "too many login attempts: wait and try again"}
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+
+
+def test_a_forged_forwarded_header_does_not_escape_the_limit_when_reached_directly(settings: Settings) -> None:
+    client = limited_client(settings)
+    for number in range(3):
+        client.post("/api/login", json={"session_password": "guess"}, headers={"X-Forwarded-For": f"10.0.0.{number}"})
+    forged = client.post("/api/login", json={"session_password": "guess"}, headers={"X-Forwarded-For": "10.9.9.9"})
+    assert forged.status_code == 429
+
+
+def test_behind_one_proxy_each_client_address_has_its_own_limit(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = limited_client(settings, trusted_proxy_hops=1)
+    for _ in range(3):
+        client.post("/api/login", json={"session_password": "guess"}, headers={"X-Forwarded-For": "203.0.113.7"})
+    assert (
+        client.post(
+            "/api/login", json={"session_password": "x"}, headers={"X-Forwarded-For": "203.0.113.7"}
+        ).status_code
+        == 429
+    )
+    other = client.post("/api/login", json={"session_password": PASSWORD}, headers={"X-Forwarded-For": "203.0.113.8"})
+    assert other.status_code == 200
+    assert "refused login from 203.0.113.7" in caplog.text
+
+
+def test_every_answer_says_nosniff(client: FlaskClient) -> None:
+    for response in (client.get("/"), client.get("/nowhere"), client.post("/api/login", json={})):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.service
+def test_servers_sharing_redis_share_the_login_limit(settings: Settings) -> None:
+    storage = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    key = {"login_rate_limit": "2 per minute", "rate_limit_storage_uri": storage}
+    first, second = limited_client(settings, **key), limited_client(settings, **key)
+    redis.Redis.from_url(storage).flushdb()
+    assert first.post("/api/login", json={"session_password": "guess"}).status_code == 401
+    assert second.post("/api/login", json={"session_password": "guess"}).status_code == 401
+    assert first.post("/api/login", json={"session_password": PASSWORD}).status_code == 429
+    assert second.post("/api/login", json={"session_password": PASSWORD}).status_code == 429
