@@ -71,6 +71,8 @@ def create_app(test_config: Settings | None = None) -> Flask:
         raise ConfigError(f"ML_MODEL_PATH: {error}") from error
     if recommender.metadata is None:
         log.warning("%s comes without model.json: its SHA-256 cannot be checked", settings.model_path)
+    for mismatch in recommender.library_mismatches():
+        log.warning("the model was made with other libraries: %s; retrain it with these", mismatch)
     app.extensions["recommender"] = recommender
     telemetry.record_model(recommender.version)
     log.info("serving model %s from %s", recommender.version[:12], settings.model_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import joblib
@@ -55,12 +56,29 @@ class Recommender:
             raise ModelFileError(f"{path}: the model is not fitted") from error
         return cls(estimator, version, recorded)
 
+    def library_mismatches(self) -> list[str]:
+        """The libraries whose version here differs from the one model.json says the model was made with."""
+        recorded = (self.metadata or {}).get("libraries", {})
+        return [
+            f"{name} {made_with} (model) against {version(name)} (here)"
+            for name, made_with in recorded.items()
+            if name != "python" and _installed(name) and version(name) != made_with
+        ]
+
     def recommend(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[str]:
         """The titles /api/recommend answers for this person, best first, each once."""
         titles = self._titles.get((age, gender, occupation))
         if titles is None or not 1 <= max_recs <= MAX_RECS:
             raise ValueError(_what_is_wrong(age, gender, occupation, max_recs))
         return list(titles[:max_recs])
+
+
+def _installed(name: str) -> bool:
+    try:
+        version(name)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 def _what_is_wrong(age: int, gender: str, occupation: str, max_recs: int) -> str:

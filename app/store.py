@@ -106,7 +106,11 @@ class RecommendationLog:
         self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
 
     def create_tables(self) -> None:
+        """Create what is missing, and prove the database takes writes (a read-only file would not)."""
         metadata.create_all(self.engine)
+        with self.engine.connect() as connection, connection.begin() as transaction:
+            connection.execute(journal_offsets.insert().values(file=".write-check", offset=0))
+            transaction.rollback()
 
     def ping(self) -> None:
         """Raises sqlalchemy's OperationalError when the database does not answer."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from sqlalchemy import create_engine, select
 
 from app.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME
 from app.store import scores, sqlite_url
+from tests.test_recommender import make_archive
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "end-to-end password"
@@ -149,3 +151,58 @@ def test_an_unreachable_database_stops_the_start_with_one_line(synthetic_model_d
         DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing",
     )
     assert_one_line(result, "DATABASE_URL: cannot use the database")
+
+
+def test_a_read_only_database_stops_the_start_with_one_line(synthetic_model_dir: Path, tmp_path: Path) -> None:
+    database = tmp_path / "read-only.sqlite3"
+    create_engine(sqlite_url(database)).connect().close()
+    result = run_main(
+        ML_MODEL_PATH=str(synthetic_model_dir / MODEL_FILE_NAME),
+        SESSION_PASSWORD="x",
+        DATABASE_URL=f"sqlite:///file:{database}?mode=ro&uri=true",
+    )
+    assert_one_line(result, "DATABASE_URL: cannot use the database (attempt to write a readonly database)")
+
+
+def test_a_model_made_with_other_libraries_is_served_with_a_warning(synthetic_model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / MODEL_FILE_NAME).write_bytes((synthetic_model_dir / MODEL_FILE_NAME).read_bytes())
+    metadata = json.loads((synthetic_model_dir / METADATA_FILE_NAME).read_text())
+    metadata["libraries"]["scikit-learn"] = "0.24.2"
+    (tmp_path / METADATA_FILE_NAME).write_text(json.dumps(metadata))
+    port = free_port()
+    environ = service_environ(
+        ML_MODEL_PATH=str(tmp_path / MODEL_FILE_NAME),
+        SESSION_PASSWORD=PASSWORD,
+        JWT_SECRET_KEY=SECRET,
+        DATABASE_URL=sqlite_url(tmp_path / "db.sqlite3"),
+    )
+    process = start_main(environ, port)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.terminate()
+        log = process.communicate(timeout=10)[1]
+    warnings = [line for line in log.splitlines() if " WARNING " in line]
+    assert any("made with other libraries: scikit-learn 0.24.2 (model) against" in line for line in warnings)
+
+
+@pytest.mark.parametrize(
+    ("name", "members", "message"),
+    [
+        ("model.pkl", None, "holds a dict, not a RelevanceForest"),
+        ("model.tar.gz", {"model.pkl": b"a", "other.pkl": b"b"}, "must hold one model.pkl"),
+        ("model.tar.gz", {}, "must hold one model.pkl"),
+        ("model.tar.gz", {"../model.pkl": b"a"}, "must hold one model.pkl"),
+    ],
+)
+def test_a_file_that_is_not_one_servable_model_stops_the_start(
+    tmp_path: Path, name: str, members: dict | None, message: str
+) -> None:
+    path = tmp_path / name
+    if members is None:
+        path.write_bytes(pickle.dumps({"not": "a model"}))
+    else:
+        make_archive(path, members)
+    result = run_main(ML_MODEL_PATH=str(path), SESSION_PASSWORD="x")
+    assert_one_line(result, "ML_MODEL_PATH: ")
+    assert message in result.stderr
