@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.errors import APIError
 from app.recommender import GENDERS, MAX_AGE, MAX_RECS, MIN_AGE, OCCUPATIONS
 
-MAX_TEXT = 1000
+# Long enough for any title (ml-100k's longest is 81 characters) or password; short enough that no
+# valid body, even with every character escaped as a JSON surrogate pair, passes MAX_BODY_BYTES.
+MAX_TEXT = 300
 
 
 class Strict(BaseModel):

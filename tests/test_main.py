@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 import requests
@@ -36,13 +37,14 @@ def service_environ(**settings: str) -> dict[str, str]:
     return {**environ, **settings}
 
 
-def start_main(environ: dict[str, str], port: int) -> subprocess.Popen:
+def start_main(environ: dict[str, str], port: int, log: IO[str] | None = None) -> subprocess.Popen:
+    """main.py on a port; its output goes to log, or to pipes the caller reads."""
     return subprocess.Popen(
         [sys.executable, "main.py", "--port", str(port)],
         cwd=ROOT,
         env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=log or subprocess.PIPE,
+        stderr=log or subprocess.PIPE,
         text=True,
     )
 
@@ -51,7 +53,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen, seconds: float = 30)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"the server stopped: {process.stderr.read()}")
+            raise AssertionError(f"the server stopped: {process.stderr.read() if process.stderr else ''}")
         try:
             if requests.get(f"{url}/health", timeout=1).status_code == 200:
                 return

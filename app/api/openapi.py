@@ -23,9 +23,10 @@ bp = Blueprint("openapi", __name__)
 MODELS = (Message, LoginRequest, TokenResponse, RecommendRequest, RecommendResponse, ScoreRequest, HealthResponse)
 ERRORS = {
     400: "invalid body: the message names the field",
-    401: "missing, expired or invalid token",
+    401: "missing, expired or invalid token (at /api/login: the wrong password)",
     413: "body too large",
     415: "the body is not sent as application/json",
+    429: "too many login attempts from this address: wait Retry-After seconds",
     503: "the database is unavailable",
 }
 
@@ -41,10 +42,12 @@ def ref(model: type[Strict]) -> dict:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def operation(summary: str, ok: dict, errors: tuple[int, ...] = (), body: type[Strict] | None = None) -> dict:
+def operation(
+    name: str, summary: str, ok: dict, errors: tuple[int, ...] = (), body: type[Strict] | None = None
+) -> dict:
     responses = {"200": {"description": "OK", "content": json_content(ok)}}
     responses |= {str(code): {"description": ERRORS[code], "content": json_content(ref(Message))} for code in errors}
-    document = {"summary": summary, "responses": responses}
+    document = {"operationId": name, "summary": summary, "responses": responses}
     if body is not None:
         document["requestBody"] = {"required": True, "content": json_content(ref(body))}
     if 401 in errors:
@@ -53,7 +56,7 @@ def operation(summary: str, ok: dict, errors: tuple[int, ...] = (), body: type[S
 
 
 def health_operation() -> dict:
-    document = operation("Model and database status", ref(HealthResponse))
+    document = operation("health", "Model and database status", ref(HealthResponse))
     document["responses"]["503"] = {
         "description": "the model or the database is not working",
         "content": json_content(ref(HealthResponse)),
@@ -61,8 +64,27 @@ def health_operation() -> dict:
     return document
 
 
+def recommend_operation() -> dict:
+    document = operation(
+        "recommend",
+        "Recommend movies to a new user",
+        ref(RecommendResponse),
+        (*BODY_ERRORS, 401, 503),
+        RecommendRequest,
+    )
+    # How a client goes on: score one of the titles with the returned id.
+    document["responses"]["200"]["links"] = {
+        "ScoreFirstTitle": {
+            "operationId": "score",
+            "requestBody": {"id": "$response.body#/id", "movie": "$response.body#/recommendations/0", "score": 4},
+        }
+    }
+    return document
+
+
 def metrics_operation() -> dict:
     return {
+        "operationId": "metrics",
         "summary": "Prometheus metrics of all workers",
         "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}},
     }
@@ -73,25 +95,29 @@ def build_document() -> dict:
     models = [(model, "validation") for model in MODELS]
     _, schemas = models_json_schema(models, ref_template="#/components/schemas/{model}")
     paths = {
-        "/": {"get": operation("Welcome", ref(Message))},
-        "/protected": {"get": operation("Check a token", ref(Message), (401,))},
+        "/": {"get": operation("welcome", "Welcome", ref(Message))},
+        "/protected": {"get": operation("protected", "Check a token", ref(Message), (401,))},
         "/api/login": {
             "post": operation(
-                "Trade the session password for a token", ref(TokenResponse), (*BODY_ERRORS, 401), LoginRequest
+                "login",
+                "Trade the session password for a token",
+                ref(TokenResponse),
+                (*BODY_ERRORS, 401, 429),
+                LoginRequest,
             )
         },
-        "/api/recommend": {
-            "post": operation(
-                "Recommend movies to a new user", ref(RecommendResponse), (*BODY_ERRORS, 401, 503), RecommendRequest
-            )
-        },
+        "/api/recommend": {"post": recommend_operation()},
         "/api/recommend/score": {
             "post": operation(
-                "Score a recommended movie", {"type": "string", "enum": ["Ok"]}, (*BODY_ERRORS, 401, 503), ScoreRequest
+                "score",
+                "Score a recommended movie",
+                {"type": "string", "enum": ["Ok"]},
+                (*BODY_ERRORS, 401, 503),
+                ScoreRequest,
             )
         },
         "/health": {"get": health_operation()},
-        "/openapi.json": {"get": operation("This document", {"type": "object"})},
+        "/openapi.json": {"get": operation("openapi", "This document", {"type": "object"})},
         "/metrics": {"get": metrics_operation()},
     }
     return {
