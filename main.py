@@ -10,6 +10,7 @@ import gc
 import sys
 
 from flask import Flask
+from werkzeug.serving import WSGIRequestHandler
 
 from app import create_app
 from app.config import ConfigError
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--debug", action="store_true", help="reload on changes, show debug logs")
     args = parser.parse_args(argv)
+    # No server or Python version in the development server's answers either.
+    WSGIRequestHandler.server_version = "recommender"
+    WSGIRequestHandler.sys_version = ""
     app.run(host=args.host, port=args.port, debug=args.debug)
 
 

@@ -25,9 +25,11 @@ def error_response(message: str, status_code: int) -> tuple[Response, int]:
 
 def init_app(app: Flask) -> None:
     @app.after_request
-    def no_sniffing(response: Response) -> Response:
-        # Browsers must take every answer for the type it says it is.
+    def protective_headers(response: Response) -> Response:
+        # Browsers must take every answer for the type it says it is, and a JSON answer loads nothing,
+        # runs nothing and is framed by nobody. A page sets a policy of its own.
         response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         return response
 
     @app.errorhandler(APIError)

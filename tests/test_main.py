@@ -93,6 +93,7 @@ def test_login_recommend_and_score_over_http(server: tuple[str, str, subprocess.
     given = {"id": answer["id"], "movie": answer["recommendations"][1], "score": 5}
     reply = requests.post(f"{url}/api/recommend/score", json=given, headers=headers, timeout=5)
     assert (reply.status_code, reply.json()) == (200, "Ok")
+    assert not any(character.isdigit() for character in reply.headers["Server"])  # no version
     with create_engine(database).connect() as connection:
         rows = connection.execute(select(scores)).mappings().all()
     assert [(row["recommendation_id"], row["movie"], row["score"]) for row in rows] == [

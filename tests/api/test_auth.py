@@ -173,9 +173,10 @@ def test_behind_one_proxy_each_client_address_has_its_own_limit(
     assert "refused login from 203.0.113.7" in caplog.text
 
 
-def test_every_answer_says_nosniff(client: FlaskClient) -> None:
+def test_every_answer_says_nosniff_and_loads_nothing(client: FlaskClient) -> None:
     for response in (client.get("/"), client.get("/nowhere"), client.post("/api/login", json={})):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
 
 
 @pytest.mark.service

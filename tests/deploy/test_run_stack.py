@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import requests
 from sqlalchemy import create_engine, select
 
 from app.recommender import MODEL_FILE_NAME
-from app.store import recommendations, sqlite_url
+from app.store import recommendations, scores, sqlite_url
 from tests.test_main import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +25,7 @@ PASSWORD = "stack password"
 pytestmark = pytest.mark.stack
 
 
-def stack_environ(model_path: Path, work_dir: Path, port: int) -> dict[str, str]:
+def stack_environ(model_path: Path, work_dir: Path, port: int, database_url: str | None = None) -> dict[str, str]:
     environ = {key: value for key, value in os.environ.items() if key not in ("SESSION_PASSWORD", "ML_MODEL_PATH")}
     return {
         **environ,
@@ -34,7 +35,7 @@ def stack_environ(model_path: Path, work_dir: Path, port: int) -> dict[str, str]
         "ML_MODEL_PATH": str(model_path),
         "SESSION_PASSWORD": PASSWORD,
         "JWT_SECRET_KEY": "a-stack-test-signing-key-of-decent-length",
-        "DATABASE_URL": sqlite_url(work_dir / "stack.sqlite3"),
+        "DATABASE_URL": database_url or sqlite_url(work_dir / "stack.sqlite3"),
         "RECOMMENDATION_JOURNAL_DIR": str(work_dir / "journal"),
     }
 
@@ -65,12 +66,12 @@ def group_is_gone(process: subprocess.Popen) -> bool:
     return False
 
 
-def start_stack(model_path: Path, work_dir: Path) -> tuple[str, subprocess.Popen]:
+def start_stack(model_path: Path, work_dir: Path, database_url: str | None = None) -> tuple[str, subprocess.Popen]:
     port = free_port()
     with (work_dir / "stack.log").open("a") as log:
         process = subprocess.Popen(
             [str(ROOT / "deploy" / "run-stack")],
-            env=stack_environ(model_path, work_dir, port),
+            env=stack_environ(model_path, work_dir, port, database_url),
             stdout=log,
             stderr=log,
             start_new_session=True,
@@ -166,10 +167,77 @@ def test_answered_recommendations_survive_killing_every_uwsgi_process(
     finally:
         kill_group(process)
     url, process = start_stack(synthetic_model_dir / MODEL_FILE_NAME, tmp_path)
+    engine = create_engine(sqlite_url(tmp_path / "stack.sqlite3"))
     try:
-        with create_engine(sqlite_url(tmp_path / "stack.sqlite3")).connect() as connection:
+        with engine.connect() as connection:
             stored = set(connection.execute(select(recommendations.c.id)).scalars())
         assert answered <= stored
         assert len(stored) == len(answered)
     finally:
+        engine.dispose()
         kill_group(process)
+
+
+def hammer(url: str, headers: dict, worker: int, stop: threading.Event, ledger: dict) -> None:
+    """Recommend and score as fast as one client can, noting what was sent and what was answered 200."""
+    session = requests.Session()
+    turn = 0
+    while not stop.is_set():
+        turn += 1
+        try:
+            body = {"age": 1 + (worker * 7 + turn) % 120, "gender": "MFO"[turn % 3], "occupation": "writer"}
+            answer = session.post(f"{url}/api/recommend", json=body, headers=headers, timeout=5)
+            if answer.status_code != 200:
+                continue
+            ledger["recommendations"].add(answer.json()["id"])
+            for rank, movie in enumerate(answer.json()["recommendations"][:2]):
+                score = 1 + (worker + turn + rank) % 5
+                ledger["sent"].add((answer.json()["id"], movie, float(score)))
+                given = {"id": answer.json()["id"], "movie": movie, "score": score}
+                reply = session.post(f"{url}/api/recommend/score", json=given, headers=headers, timeout=5)
+                if reply.status_code == 200:
+                    ledger["acknowledged"].add((answer.json()["id"], movie, float(score)))
+        except requests.RequestException:
+            return  # the stack is being killed
+
+
+@pytest.mark.slow
+def test_every_acknowledged_score_survives_killing_uwsgi_under_load(
+    synthetic_model_dir: Path, tmp_path: Path, database_url: str
+) -> None:
+    model = synthetic_model_dir / MODEL_FILE_NAME
+    url, process = start_stack(model, tmp_path, database_url)
+    ledger = {"recommendations": set(), "sent": set(), "acknowledged": set()}
+    stop_event = threading.Event()
+    try:
+        login = requests.post(f"{url}/api/login", json={"session_password": PASSWORD}, timeout=5)
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        clients = [
+            threading.Thread(target=hammer, args=(url, headers, worker, stop_event, ledger)) for worker in range(8)
+        ]
+        for client in clients:
+            client.start()
+        time.sleep(3)
+        subprocess.run(["pkill", "-KILL", "-g", str(process.pid), "uwsgi"], check=True)
+        stop_event.set()
+        for client in clients:
+            client.join(timeout=30)
+        process.wait(timeout=60)
+    finally:
+        stop_event.set()
+        kill_group(process)
+    assert len(ledger["acknowledged"]) > 50, "the load did not get going"
+    url, process = start_stack(model, tmp_path, database_url)
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            stored_scores = {
+                (row.recommendation_id, row.movie, row.score) for row in connection.execute(select(scores))
+            }
+            stored_ids = set(connection.execute(select(recommendations.c.id)).scalars())
+    finally:
+        engine.dispose()
+        kill_group(process)
+    assert ledger["acknowledged"] <= stored_scores
+    assert stored_scores <= ledger["sent"]
+    assert ledger["recommendations"] <= stored_ids
