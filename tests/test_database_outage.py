@@ -6,6 +6,7 @@ cut the database off and bring it back without touching the server other tests u
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -60,19 +61,15 @@ class Relay:
             pass
         finally:
             for end in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cut(self) -> None:
         self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() that would otherwise hold it open
         self.listener.close()
         for connection in self.connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             connection.close()
         self.connections = []
 
