@@ -38,7 +38,7 @@ RUN python -m app.model_file install /model/incoming /model && rm -rf /model/inc
 
 # The build fails when the tests (those that need neither the data set nor outside services) or the
 # accuracy check fail.
-RUN python -m pytest -q -p no:cacheprovider -m "not dataset and not service and not stack and not repository" \
+RUN python -m pytest -q -p no:cacheprovider -m "not dataset and not service and not stack and not repository and not browser" \
     && python tests/run_accuracy_tests.py /model/model.pkl /model/test_data.json
 
 ENV ML_MODEL_PATH=/model/model.pkl \

@@ -28,14 +28,14 @@ def create_app(test_config: Settings | None = None) -> Flask:
 
     from app import auth, errors, logs, telemetry
     from app.api import auth as auth_routes
-    from app.api import health, openapi, recommend
+    from app.api import health, openapi, recommend, ui
     from app.journal import Journal
     from app.recommender import ModelFileError, Recommender
     from app.store import RecommendationLog, make_engine, sqlite_url
 
     settings = test_config or Settings.from_environ()
     logs.configure(settings.log_level)
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
     app.config.update(SESSION_PASSWORD=settings.session_password, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     if settings.jwt_secret_generated:
         log.warning("JWT_SECRET_KEY is not set: tokens are signed with a random key and end with this process")
@@ -60,7 +60,7 @@ def create_app(test_config: Settings | None = None) -> Flask:
     errors.init_app(app)
     logs.init_app(app)
     telemetry.init_app(app, multiprocess_dir=settings.metrics_multiprocess_dir)
-    for blueprint in (health.bp, auth_routes.bp, recommend.bp, openapi.bp, telemetry.bp):
+    for blueprint in (health.bp, auth_routes.bp, recommend.bp, openapi.bp, telemetry.bp, ui.bp):
         app.register_blueprint(blueprint)
     if settings.trusted_proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)

@@ -82,6 +82,14 @@ def recommend_operation() -> dict:
     return document
 
 
+def page_operation() -> dict:
+    return {
+        "operationId": "page",
+        "summary": "The web page: sign in, ask for recommendations, score them",
+        "responses": {"200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}},
+    }
+
+
 def metrics_operation() -> dict:
     return {
         "operationId": "metrics",
@@ -119,6 +127,7 @@ def build_document() -> dict:
         "/health": {"get": health_operation()},
         "/openapi.json": {"get": operation("openapi", "This document", {"type": "object"})},
         "/metrics": {"get": metrics_operation()},
+        "/ui/": {"get": page_operation()},
     }
     return {
         "openapi": "3.0.3",

@@ -91,7 +91,7 @@ def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
         (rule.rule, method.lower())
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
-        if rule.endpoint != "static"
+        if not rule.endpoint.endswith("static")  # the page's files
     }
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
     assert documented == routes

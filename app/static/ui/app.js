@@ -1,0 +1,154 @@
+"use strict";
+
+// The page talks to the same API as any client; the token lives in sessionStorage only.
+const TOKEN_KEY = "recommender.token";
+const OCCUPATIONS = [
+  "administrator", "artist", "doctor", "educator", "engineer", "entertainment", "executive",
+  "healthcare", "homemaker", "lawyer", "librarian", "marketing", "none", "other", "programmer",
+  "retired", "salesman", "scientist", "student", "technician", "writer",
+];
+
+const element = (id) => document.getElementById(id);
+
+function showError(message) {
+  const area = element("error");
+  area.textContent = message;
+  area.hidden = !message;
+}
+
+function showSignedIn(signedIn) {
+  element("login-form").hidden = signedIn;
+  element("recommend-section").hidden = !signedIn;
+  (signedIn ? element("age") : element("password")).focus();
+}
+
+class SessionExpired extends Error {}
+
+async function callApi(path, body) {
+  const headers = { "Content-Type": "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token && path !== "/api/login") {
+    headers.Authorization = `Bearer ${token}`;
+  }
+  let response;
+  try {
+    response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
+  } catch {
+    throw new Error("The service cannot be reached: check your connection and try again.");
+  }
+  const answer = await response.json().catch(() => ({ message: `The service answered ${response.status}.` }));
+  if (response.status === 401 && path !== "/api/login") {
+    throw new SessionExpired(answer.message);
+  }
+  if (!response.ok) {
+    throw new Error(answer.message || `The service answered ${response.status}.`);
+  }
+  return answer;
+}
+
+function signOut(message = "") {
+  sessionStorage.removeItem(TOKEN_KEY);
+  element("recommendations").replaceChildren();
+  element("results-title").hidden = true;
+  element("results-help").hidden = true;
+  element("password").value = "";
+  showSignedIn(false);
+  showError(message);
+}
+
+async function handle(action) {
+  try {
+    showError("");
+    await action();
+  } catch (error) {
+    if (error instanceof SessionExpired) {
+      signOut(`Your session has ended (${error.message}): sign in again.`);
+    } else {
+      showError(error.message);
+    }
+  }
+}
+
+// A whole number stays a number; anything else goes as typed, so the API's message names the field.
+function asWholeNumber(value) {
+  return /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+}
+
+function scoreButtons(recommendationId, title, item) {
+  const group = document.createElement("div");
+  group.className = "scores";
+  group.setAttribute("role", "group");
+  group.setAttribute("aria-label", `Score ${title}`);
+  const saved = document.createElement("span");
+  saved.className = "saved";
+  saved.setAttribute("aria-live", "polite");
+  for (let score = 1; score <= 5; score += 1) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = String(score);
+    button.dataset.score = String(score);
+    button.setAttribute("aria-pressed", "false");
+    button.setAttribute("aria-label", `${score} out of 5 for ${title}`);
+    button.addEventListener("click", () => handle(async () => {
+      await callApi("/api/recommend/score", { id: recommendationId, movie: title, score });
+      for (const other of group.querySelectorAll("button")) {
+        other.setAttribute("aria-pressed", String(other === button));
+      }
+      saved.textContent = `Saved: ${score}/5`;
+      item.dataset.saved = String(score);
+    }));
+    group.append(button);
+  }
+  group.append(saved);
+  return group;
+}
+
+function showRecommendations(answer) {
+  const list = element("recommendations");
+  list.replaceChildren(...answer.recommendations.map((title) => {
+    const item = document.createElement("li");
+    const name = document.createElement("span");
+    name.className = "title";
+    name.textContent = title;
+    item.append(name, scoreButtons(answer.id, title, item));
+    return item;
+  }));
+  element("results-title").hidden = false;
+  element("results-help").hidden = false;
+}
+
+function setUp() {
+  const occupation = element("occupation");
+  for (const name of OCCUPATIONS) {
+    occupation.append(new Option(name, name));
+  }
+  occupation.value = "other";
+
+  element("login-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    handle(async () => {
+      const answer = await callApi("/api/login", { session_password: element("password").value });
+      sessionStorage.setItem(TOKEN_KEY, answer.access_token);
+      element("password").value = "";
+      showSignedIn(true);
+    });
+  });
+
+  element("recommend-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    handle(async () => {
+      const answer = await callApi("/api/recommend", {
+        age: asWholeNumber(element("age").value),
+        gender: element("gender").value,
+        occupation: element("occupation").value,
+        max_recs: asWholeNumber(element("max-recs").value),
+      });
+      showRecommendations(answer);
+    });
+  });
+
+  element("logout").addEventListener("click", () => signOut());
+  showSignedIn(Boolean(sessionStorage.getItem(TOKEN_KEY)));
+}
+
+document.addEventListener("DOMContentLoaded", setUp);

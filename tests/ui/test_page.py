@@ -1,0 +1,177 @@
+"""The web page in a real browser: Debian's Chromium driven by Playwright, against main.py on a loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import create_engine, select
+
+from app.recommender import MODEL_FILE_NAME
+from app.store import scores, sqlite_url
+from tests.test_main import PASSWORD, SECRET, free_port, service_environ, start_main, wait_until_healthy
+
+CHROMIUM = "/usr/bin/chromium"
+# No browser download is possible here, and the machine's network is closed: quiet flags for both.
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+# Screenshots of each step, kept as test artefacts (git-ignored).
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def server(synthetic_model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(base URL, database URL) of main.py serving the synthetic model."""
+    database = sqlite_url(tmp_path / "ui.sqlite3")
+    port = free_port()
+    environ = service_environ(
+        ML_MODEL_PATH=str(synthetic_model_dir / MODEL_FILE_NAME),
+        SESSION_PASSWORD=PASSWORD,
+        JWT_SECRET_KEY=SECRET,
+        DATABASE_URL=database,
+    )
+    with (tmp_path / "server.log").open("w") as log:
+        process = start_main(environ, port, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield url, database
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def page(browser: Browser, server: tuple[str, str]) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone's width
+    page = context.new_page()
+    page.goto(f"{server[0]}/ui/")
+    yield page
+    context.close()
+
+
+def snapshot(page: Page, step: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{step}.png"), full_page=True)
+
+
+def sign_in(page: Page, password: str = PASSWORD) -> None:
+    page.fill("#password", password)
+    page.click("#login")
+
+
+def test_a_wrong_password_shows_an_error(page: Page) -> None:
+    snapshot(page, "1-sign-in")
+    sign_in(page, "not the password")
+    expect(page.locator("#error")).to_contain_text("wrong password")
+    expect(page.locator("#password")).to_be_visible()
+    snapshot(page, "2-wrong-password")
+
+
+def test_the_whole_flow_sign_in_ask_score_sign_out(page: Page, server: tuple[str, str]) -> None:
+    url, database = server
+    sign_in(page)
+    expect(page.locator("#age")).to_be_visible()
+    expect(page.locator("#error")).to_be_hidden()
+    snapshot(page, "3-form")
+
+    page.fill("#age", "0")
+    page.click("#recommend")
+    expect(page.locator("#error")).to_contain_text("age")
+    snapshot(page, "4-invalid-age")
+
+    page.fill("#age", "34")
+    page.select_option("#gender", "F")
+    page.select_option("#occupation", "writer")
+    page.fill("#max-recs", "5")
+    page.click("#recommend")
+    items = page.locator("#recommendations li")
+    expect(items).to_have_count(5)
+    expect(page.locator("#error")).to_be_hidden()
+    shown = [title.strip() for title in page.locator("#recommendations li .title").all_inner_texts()]
+    token = requests.post(f"{url}/api/login", json={"session_password": PASSWORD}, timeout=5).json()["access_token"]
+    asked = {"age": 34, "gender": "F", "occupation": "writer", "max_recs": 5}
+    answer = requests.post(f"{url}/api/recommend", json=asked, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert shown == answer.json()["recommendations"]
+    snapshot(page, "5-recommendations")
+
+    first = items.nth(0)
+    first.locator('button[data-score="4"]').click()
+    expect(first.locator(".saved")).to_have_text("Saved: 4/5")
+    expect(first.locator('button[data-score="4"]')).to_have_attribute("aria-pressed", "true")
+    snapshot(page, "6-scored")
+    engine = create_engine(database)
+    with engine.connect() as connection:
+        rows = connection.execute(select(scores.c.movie, scores.c.score)).all()
+    engine.dispose()
+    assert rows == [(shown[0], 4.0)]
+
+    page.click("#logout")
+    expect(page.locator("#password")).to_be_visible()
+    expect(page.locator("#recommendations li")).to_have_count(0)
+    assert page.evaluate("sessionStorage.length") == 0
+    snapshot(page, "7-signed-out")
+
+
+def test_the_token_lives_in_session_storage_only(page: Page) -> None:
+    sign_in(page)
+    expect(page.locator("#age")).to_be_visible()
+    assert page.evaluate("Object.keys(sessionStorage)") == ["recommender.token"]
+    assert page.context.cookies() == []
+    assert "token" not in page.url
+
+
+def test_the_flow_works_with_the_keyboard_alone(page: Page) -> None:
+    page.focus("#password")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.locator("#age")).to_be_focused()
+    page.keyboard.press("Enter")  # submits the form with its defaults
+    expect(page.locator("#recommendations li")).to_have_count(10)
+    page.locator('#recommendations li button[data-score="5"]').first.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#recommendations li .saved").first).to_have_text("Saved: 5/5")
+
+
+def test_every_control_has_a_label(page: Page) -> None:
+    sign_in(page)
+    expect(page.locator("#age")).to_be_visible()
+    for control in ("#password", "#age", "#gender", "#occupation", "#max-recs"):
+        control_id = control.removeprefix("#")
+        assert page.locator(f'label[for="{control_id}"]').count() == 1, control
+
+
+def test_an_expired_session_sends_back_to_sign_in_with_a_message(page: Page) -> None:
+    sign_in(page)
+    expect(page.locator("#age")).to_be_visible()
+    page.evaluate("sessionStorage.setItem('recommender.token', 'expired.or.forged')")
+    page.click("#recommend")
+    expect(page.locator("#password")).to_be_visible()
+    expect(page.locator("#error")).to_contain_text("sign in again")
+
+
+def test_the_page_loads_only_its_own_files(page: Page, server: tuple[str, str]) -> None:
+    response = requests.get(f"{server[0]}/ui/", timeout=5)
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy and "default-src 'none'" in policy
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.reload()
+    expect(page.locator("#password")).to_be_visible()
+    assert requested and all(address.startswith(server[0]) for address in requested)
