@@ -13,6 +13,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.repository
+# The tests the image build runs: those that need neither the data set, nor services, nor more programs.
+IMAGE_TESTS = "not dataset and not service and not stack and not repository and not browser"
 DOCKERFILE = (ROOT / "Dockerfile").read_text() if (ROOT / "Dockerfile").exists() else ""
 
 
@@ -53,10 +55,7 @@ def test_the_image_runs_the_stack_checks_its_health_and_serves_port_80() -> None
 
 def test_the_build_runs_the_tests_and_the_accuracy_check() -> None:
     runs = " ".join(instructions("RUN"))
-    assert (
-        'python -m pytest -q -p no:cacheprovider -m "not dataset and not service and not stack and not repository and not browser"'
-        in runs
-    )
+    assert f'python -m pytest -q -p no:cacheprovider -m "{IMAGE_TESTS}"' in runs
     assert "python tests/run_accuracy_tests.py /model/model.pkl /model/test_data.json" in runs
 
 
