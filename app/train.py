@@ -1,6 +1,6 @@
 """Train the relevance forest and write model/model.pkl, model.json, test_data.json (no Flask).
 
-python -m app.train [--data-dir DIR] [--out-dir model] [--seed N]
+python -m app.train [--data-dir DIR] [--out-dir model] [--seed N] [--feedback-db URL [--feedback-weight N]]
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 import joblib
+from sqlalchemy.exc import OperationalError
 
 from app.data import DataError, Dataset, ensure_dataset, load_dataset, sha256_of, training_file_checksums
 from app.features import feature_names, rating_matrices
+from app.feedback import describe_source, read_feedback, with_feedback
 from app.metrics import split_users
 from app.model import RelevanceForest
 from app.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME
@@ -44,12 +46,18 @@ def test_rows(model: RelevanceForest, dataset: Dataset) -> tuple[list[list], lis
     return data, positive[:, model.pool_].ravel().tolist()
 
 
-def train(data_dir: Path, out_dir: Path, seed: int) -> dict:
-    """Fit on all users but a held-out share, write the three artefacts, return the metadata."""
+def train(
+    data_dir: Path, out_dir: Path, seed: int, *, feedback_db: str | None = None, feedback_weight: int = 1
+) -> dict:
+    """Fit on all users but a held-out share (and the recorded scores), write the three artefacts."""
     dataset = load_dataset(data_dir)
     training_users, test_users = split_users(dataset.users.index, seed=seed, held_out_share=TEST_USER_SHARE)
+    training = dataset.restricted_to(training_users)
+    feedback = read_feedback(feedback_db) if feedback_db else None
+    if feedback is not None:
+        training = with_feedback(training, feedback, weight=feedback_weight)
     started = time.perf_counter()
-    model = RelevanceForest(random_state=seed, progress=True).fit(dataset.restricted_to(training_users))
+    model = RelevanceForest(random_state=seed, progress=True).fit(training)
     training_seconds = time.perf_counter() - started
     data, target = test_rows(model, dataset.restricted_to(test_users))
     test_r2 = model.score(data, target)
@@ -74,6 +82,9 @@ def train(data_dir: Path, out_dir: Path, seed: int) -> dict:
         "hyper_parameters": {k: v for k, v in model.get_params().items() if k not in ("n_jobs", "progress")},
         "pool_size": len(model.pool_),
         "metrics": {"test_r2": test_r2, "test_rows": len(target), "training_seconds": round(training_seconds, 1)},
+        "feedback": None
+        if feedback is None
+        else {"database": describe_source(feedback_db), "scores": len(feedback), "weight": feedback_weight},
     }
     _write_atomically(out_dir / METADATA_FILE_NAME, lambda path: _dump_json(path, metadata))
     return metadata
@@ -102,10 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="ml-100k directory (default: ML100K_DIR, else data/ml-100k)")
     parser.add_argument("--out-dir", type=Path, default=Path("model"))
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--feedback-db", help="SQLAlchemy URL of the service's database: add its recorded scores")
+    parser.add_argument("--feedback-weight", type=int, default=1, help="how many times each scored request counts")
     args = parser.parse_args(argv)
+    if args.feedback_weight < 1:
+        parser.error("--feedback-weight must be 1 or more")
     try:
-        metadata = train(ensure_dataset(args.data_dir), args.out_dir, args.seed)
-    except DataError as error:
+        metadata = train(
+            ensure_dataset(args.data_dir), args.out_dir, args.seed,
+            feedback_db=args.feedback_db, feedback_weight=args.feedback_weight,
+        )  # fmt: skip
+    except (DataError, OperationalError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     metrics = metadata["metrics"]

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app import create_app
+from app.config import Settings
+from app.data import load_dataset
+from app.feedback import FEEDBACK_USER_OFFSET, describe_source, with_feedback
+from app.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME, Recommender
+from app.store import sqlite_url
+from app.train import train
+
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def feedback_rows(*rows: tuple) -> pd.DataFrame:
+    columns = ["recommendation_id", "movie", "score", "scored_at", "age", "gender", "occupation"]
+    return pd.DataFrame([(*row[:3], NOW, *row[3:]) for row in rows], columns=columns)
+
+
+def test_each_scored_request_becomes_a_user_with_its_demographics(synthetic_data_dir: Path) -> None:
+    dataset = load_dataset(synthetic_data_dir)
+    feedback = feedback_rows(
+        ("a", "Movie 2 (1990)", 5.0, 30, "F", "writer"),
+        ("a", "Movie 3 (1990)", 1.0, 30, "F", "writer"),
+        ("b", "Not In The Catalogue (2001)", 5.0, 40, "M", "doctor"),
+    )
+    grown = with_feedback(dataset, feedback)
+    added = grown.users.loc[grown.users.index >= FEEDBACK_USER_OFFSET]
+    assert added.to_dict("records") == [{"age": 30, "gender": "F", "occupation": "writer"}]
+    ratings = grown.ratings[grown.ratings["user_id"] >= FEEDBACK_USER_OFFSET]
+    assert sorted(ratings["rating"]) == [1.0, 5.0]
+    assert len(grown.ratings) == len(dataset.ratings) + 2
+
+
+def test_gender_o_teaches_both_m_and_f_and_weight_repeats(synthetic_data_dir: Path) -> None:
+    dataset = load_dataset(synthetic_data_dir)
+    grown = with_feedback(dataset, feedback_rows(("c", "Movie 2 (1990)", 4.0, 50, "O", "retired")), weight=3)
+    added = grown.users.loc[grown.users.index >= FEEDBACK_USER_OFFSET]
+    assert sorted(added["gender"]) == ["F", "F", "F", "M", "M", "M"]
+
+
+def test_the_source_is_recorded_without_its_password() -> None:
+    assert describe_source("postgresql+psycopg://app:s3cret@db/recommender") == (
+        "postgresql+psycopg://app:***@db/recommender"
+    )
+
+
+def genre_share(recommender: Recommender, genre: str, titles: pd.DataFrame) -> float:
+    lists = [recommender.recommend(age, "F", "writer", 20) for age in range(25, 35)]
+    return float(np.mean([titles.loc[title, genre] for one_list in lists for title in one_list]))
+
+
+@pytest.mark.dataset
+@pytest.mark.slow
+def test_scores_from_one_segment_move_that_segment_and_barely_the_others(
+    real_data_dir: Path, real_model_dir: Path, tmp_path: Path
+) -> None:
+    """Women of 25-34 who are writers love comedies (5) and nothing else (1); retraining must notice."""
+    taste = "Comedy"
+    titles = load_dataset(real_data_dir).movies.set_index("title")
+    database = sqlite_url(tmp_path / "feedback.sqlite3")
+    before = Recommender.load(real_model_dir / MODEL_FILE_NAME)
+    settings = Settings(
+        model_path=real_model_dir / MODEL_FILE_NAME,
+        session_password="p",
+        jwt_secret_key="k" * 40,
+        database_url=database,
+    )
+    client = create_app(settings).test_client()
+    token = client.post("/api/login", json={"session_password": "p"}).get_json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    rng = random.Random(0)
+    for _ in range(60):
+        asked = {"age": rng.randint(25, 34), "gender": "F", "occupation": "writer", "max_recs": 20}
+        answer = client.post("/api/recommend", json=asked, headers=headers).get_json()
+        for title in answer["recommendations"]:
+            score = 5 if titles.loc[title, taste] else 1
+            given = {"id": answer["id"], "movie": title, "score": score}
+            assert client.post("/api/recommend/score", json=given, headers=headers).status_code == 200
+
+    train(real_data_dir, tmp_path / "retrained", 1, feedback_db=database)
+    after = Recommender.load(tmp_path / "retrained" / MODEL_FILE_NAME)
+
+    assert genre_share(after, taste, titles) >= genre_share(before, taste, titles) + 0.08
+    for age, gender, occupation in ((45, "M", "engineer"), (60, "F", "retired"), (20, "M", "student")):
+        unchanged = set(before.recommend(age, gender, occupation)) & set(after.recommend(age, gender, occupation))
+        assert len(unchanged) >= 7, (age, gender, occupation)
+    metadata = json.loads((tmp_path / "retrained" / METADATA_FILE_NAME).read_text())
+    assert metadata["feedback"] == {"database": database, "scores": 1200, "weight": 1}
