@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: run test lint train evaluate data bench docker-build
+.PHONY: run test lint train evaluate data bench docker-build reload
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -46,3 +46,7 @@ bench: $(INSTALLED)
 docker-build: model/model.pkl
 	docker build --build-arg MODEL_FILE=model/model.pkl --build-arg MODEL_TEST_FILE=model/test_data.json \
 		-t recommender:latest .
+
+# Serve MODEL on the running deploy/run-stack without dropping a request: make reload MODEL=path/model.pkl
+reload: $(INSTALLED)
+	ML_MODEL_PATH="$${ML_MODEL_PATH:-model/model.pkl}" $(PYTHON) deploy/swap-model $(MODEL)

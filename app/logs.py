@@ -7,7 +7,7 @@ import sys
 import time
 import uuid
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 HANDLER_NAME = "app"
@@ -46,7 +46,10 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def log_request(response: Response) -> Response:
         milliseconds = elapsed_seconds() * 1000
-        access_log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, milliseconds)
+        model = current_app.extensions["recommender"].version[:12]
+        access_log.info(
+            "%s %s %s %.1fms model %s", request.method, request.path, response.status_code, milliseconds, model
+        )
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "-")
         return response
 
