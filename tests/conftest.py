@@ -115,14 +115,18 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of each kind the service supports."""
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path / "recommendations.sqlite3")
-        return
-    url = request.getfixturevalue("postgres_url")
-    yield url
-    engine = create_engine(url)
+@pytest.fixture
+def empty_postgres(postgres_url: str) -> Iterator[str]:
+    """The test database, emptied of the service's tables after the test."""
+    yield postgres_url
+    engine = create_engine(postgres_url)
     metadata.drop_all(engine)
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind the service supports."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "recommendations.sqlite3")
+    return request.getfixturevalue("empty_postgres")

@@ -75,8 +75,8 @@ class Relay:
 
 
 @pytest.fixture
-def relay(postgres_url: str) -> Iterator[Relay]:
-    url = make_url(postgres_url)
+def relay(empty_postgres: str) -> Iterator[Relay]:
+    url = make_url(empty_postgres)
     relay = Relay((url.host, url.port or 5432))
     relay.open()
     yield relay
@@ -84,8 +84,8 @@ def relay(postgres_url: str) -> Iterator[Relay]:
 
 
 @pytest.fixture
-def client(synthetic_model_dir: Path, postgres_url: str, relay: Relay) -> Iterator[FlaskClient]:
-    through_relay = make_url(postgres_url).set(port=relay.port).render_as_string(hide_password=False)
+def client(synthetic_model_dir: Path, empty_postgres: str, relay: Relay) -> Iterator[FlaskClient]:
+    through_relay = make_url(empty_postgres).set(port=relay.port).render_as_string(hide_password=False)
     settings = Settings(
         model_path=synthetic_model_dir / MODEL_FILE_NAME,
         session_password=PASSWORD,
