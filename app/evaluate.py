@@ -1,6 +1,6 @@
 """Cold-start evaluation of the model against the baselines (spec 4.2, 4.3; no Flask).
 
-python -m app.evaluate [--data-dir DIR] [--seed N ...] [--out-dir reports]
+python -m app.evaluate [--data-dir DIR] [--seed N ...] [--out-dir reports] [--feedback-db URL]
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import r2_score
+from sqlalchemy.exc import OperationalError
 from tqdm import tqdm
 
 from app.baselines import ItemMeanRating, all_baselines
@@ -19,7 +20,8 @@ from app.data import DataError, Dataset, ensure_dataset, load_dataset
 from app.features import People, feature_names, rating_matrices
 from app.metrics import coverage, ndcg_at_k, precision_at_k, recall_at_k, split_users
 from app.model import RelevanceForest
-from app.report import plot_curves, plot_feature_importances, write_markdown
+from app.online import MIN_SEGMENT_SCORES, read_log, summarise_online
+from app.report import online_markdown, plot_curves, plot_feature_importances, plot_online, write_markdown
 
 DEFAULT_SEEDS = (1, 2, 3)
 MODEL_NAME = "relevance forest"
@@ -104,18 +106,32 @@ def evaluate(data_dir: Path, seeds: list[int], out_dir: Path) -> dict:
     return report
 
 
+def evaluate_online(database_url: str, out_dir: Path) -> str:
+    """The online view beside the offline one: reports/online.json, online.md and online.png."""
+    versions = summarise_online(*read_log(database_url))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "online.json").write_text(json.dumps(versions, indent=1))
+    table = online_markdown(versions, MIN_SEGMENT_SCORES)
+    (out_dir / "online.md").write_text(table)
+    plot_online(versions, out_dir / "online.png")
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="ml-100k directory (default: ML100K_DIR, else data/ml-100k)")
     parser.add_argument("--seed", type=int, nargs="+", default=list(DEFAULT_SEEDS), help="one split per seed")
     parser.add_argument("--out-dir", type=Path, default=Path("reports"))
+    parser.add_argument("--feedback-db", help="SQLAlchemy URL of the service's database: add the online view")
     args = parser.parse_args(argv)
     try:
         evaluate(ensure_dataset(args.data_dir), args.seed, args.out_dir)
-    except DataError as error:
+        online = evaluate_online(args.feedback_db, args.out_dir) if args.feedback_db else ""
+    except (DataError, OperationalError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print((args.out_dir / "evaluation.md").read_text())
+    print(online)
     return 0
 
 

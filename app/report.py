@@ -74,3 +74,47 @@ def plot_feature_importances(names: list[str], importances: np.ndarray, out_dir:
     figure.tight_layout()
     figure.savefig(out_dir / "feature_importances.png", dpi=100)
     plt.close(figure)
+
+
+def online_markdown(versions: dict, min_segment_scores: int) -> str:
+    """The online view as Markdown: a row per model version, then its segments with enough scores."""
+    lines = [
+        "Online view: how people scored each model version's recommendations.",
+        "",
+        "| model version | served | scored | scores | mean score | share of 4 and 5 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for version, figures in versions.items():
+        mean = "-" if figures["mean_score"] is None else f"{figures['mean_score']:.2f}"
+        share = "-" if figures["share_4_or_5"] is None else f"{figures['share_4_or_5']:.3f}"
+        lines.append(
+            f"| {version[:12]} | {figures['recommendations_served']} | {figures['recommendations_scored']} "
+            f"| {figures['scores']} | {mean} | {share} |"
+        )
+    for version, figures in versions.items():
+        if figures["segments"]:
+            lines += ["", f"Segments of {version[:12]} with {min_segment_scores} scores or more:", "",
+                      "| segment | scores | mean score | share of 4 and 5 |", "|---|---|---|---|"]  # fmt: skip
+            for segment, row in figures["segments"].items():
+                lines.append(f"| {segment} | {row['scores']} | {row['mean_score']:.2f} | {row['share_4_or_5']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_online(versions: dict, path: Path) -> None:
+    names = [version[:12] for version in versions]
+    shares = [figures["share_4_or_5"] or 0 for figures in versions.values()]
+    means = [figures["mean_score"] or 0 for figures in versions.values()]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    positions = np.arange(len(names))
+    left.bar(positions, means)
+    left.set_ylim(1, 5)
+    left.set_title("Mean score")
+    right.bar(positions, shares)
+    right.set_ylim(0, 1)
+    right.set_title("Share of scores 4 or 5")
+    for axes in (left, right):
+        axes.set_xticks(positions, names, rotation=20)
+        axes.set_xlabel("model version")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

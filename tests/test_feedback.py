@@ -12,9 +12,10 @@ import pytest
 from app import create_app
 from app.config import Settings
 from app.data import load_dataset
+from app.evaluate import evaluate_online
 from app.feedback import FEEDBACK_USER_OFFSET, describe_source, with_feedback
 from app.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME, Recommender
-from app.store import sqlite_url
+from app.store import RecommendationLog, make_engine, sqlite_url
 from app.train import train
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -95,3 +96,31 @@ def test_scores_from_one_segment_move_that_segment_and_barely_the_others(
         assert len(unchanged) >= 7, (age, gender, occupation)
     metadata = json.loads((tmp_path / "retrained" / METADATA_FILE_NAME).read_text())
     assert metadata["feedback"] == {"database": database, "scores": 1200, "weight": 1}
+
+
+def test_the_online_view_counts_scores_per_model_version(tmp_path: Path) -> None:
+    database = sqlite_url(tmp_path / "log.sqlite3")
+    log = RecommendationLog(make_engine(database))
+    log.create_tables()
+    titles = ["Heat (1995)", "Fargo (1996)"]
+    for version, given in (("a" * 64, [5, 4, 2]), ("b" * 64, [1])):
+        for score in given:
+            recommendation = log.record_recommendation(
+                age=30, gender="F", occupation="writer", max_recs=2, titles=titles, model_version=version
+            )
+            log.record_score(recommendation_id=recommendation, movie=titles[0], score=score)
+    log.record_recommendation(
+        age=70, gender="M", occupation="retired", max_recs=2, titles=titles, model_version="b" * 64
+    )
+    log.engine.dispose()
+
+    table = evaluate_online(database, tmp_path / "reports")
+    versions = json.loads((tmp_path / "reports" / "online.json").read_text())
+    assert versions["a" * 64] == {
+        "recommendations_served": 3, "recommendations_scored": 3, "scores": 3,
+        "mean_score": pytest.approx(11 / 3), "share_4_or_5": pytest.approx(2 / 3), "segments": {},
+    }  # fmt: skip
+    assert versions["b" * 64]["recommendations_served"] == 2
+    assert versions["b" * 64]["share_4_or_5"] == 0.0
+    assert "| aaaaaaaaaaaa | 3 | 3 | 3 | 3.67 | 0.667 |" in table
+    assert (tmp_path / "reports" / "online.png").read_bytes().startswith(b"\x89PNG")
