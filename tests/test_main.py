@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 import requests
@@ -19,68 +15,16 @@ from sqlalchemy import create_engine, select
 
 from app.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME
 from app.store import scores, sqlite_url
+from tests.servers import PASSWORD, ROOT, SECRET, free_port, running_main, service_environ
 from tests.test_recommender import make_archive
-
-ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "end-to-end password"
-SECRET = "an-end-to-end-signing-key-of-some-length"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def service_environ(**settings: str) -> dict[str, str]:
-    environ = {key: value for key, value in os.environ.items() if key not in ("SESSION_PASSWORD", "ML_MODEL_PATH")}
-    return {**environ, **settings}
-
-
-def start_main(environ: dict[str, str], port: int, log: IO[str] | None = None) -> subprocess.Popen:
-    """main.py on a port; its output goes to log, or to pipes the caller reads."""
-    return subprocess.Popen(
-        [sys.executable, "main.py", "--port", str(port)],
-        cwd=ROOT,
-        env=environ,
-        stdout=log or subprocess.PIPE,
-        stderr=log or subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server stopped: {process.stderr.read() if process.stderr else ''}")
-        try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise AssertionError("the server did not become healthy")
 
 
 @pytest.fixture
 def server(synthetic_model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen]]:
     """(base URL, database URL, process) of main.py serving the synthetic model."""
     database = sqlite_url(tmp_path / "served.sqlite3")
-    port = free_port()
-    environ = service_environ(
-        ML_MODEL_PATH=str(synthetic_model_dir / MODEL_FILE_NAME),
-        SESSION_PASSWORD=PASSWORD,
-        JWT_SECRET_KEY=SECRET,
-        DATABASE_URL=database,
-    )
-    process = start_main(environ, port)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process)
+    with running_main(synthetic_model_dir / MODEL_FILE_NAME, database) as (url, process):
         yield url, database, process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_login_recommend_and_score_over_http(server: tuple[str, str, subprocess.Popen]) -> None:
@@ -172,17 +116,7 @@ def test_a_model_made_with_other_libraries_is_served_with_a_warning(synthetic_mo
     metadata = json.loads((synthetic_model_dir / METADATA_FILE_NAME).read_text())
     metadata["libraries"]["scikit-learn"] = "0.24.2"
     (tmp_path / METADATA_FILE_NAME).write_text(json.dumps(metadata))
-    port = free_port()
-    environ = service_environ(
-        ML_MODEL_PATH=str(tmp_path / MODEL_FILE_NAME),
-        SESSION_PASSWORD=PASSWORD,
-        JWT_SECRET_KEY=SECRET,
-        DATABASE_URL=sqlite_url(tmp_path / "db.sqlite3"),
-    )
-    process = start_main(environ, port)
-    try:
-        wait_until_healthy(f"http://127.0.0.1:{port}", process)
-    finally:
+    with running_main(tmp_path / MODEL_FILE_NAME, sqlite_url(tmp_path / "db.sqlite3")) as (_, process):
         process.terminate()
         log = process.communicate(timeout=10)[1]
     warnings = [line for line in log.splitlines() if " WARNING " in line]

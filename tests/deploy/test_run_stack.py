@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, select
 
 from app.recommender import MODEL_FILE_NAME
 from app.store import recommendations, scores, sqlite_url
-from tests.test_main import free_port
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "stack password"

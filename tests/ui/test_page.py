@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, select
 
 from app.recommender import MODEL_FILE_NAME
 from app.store import scores, sqlite_url
-from tests.test_main import PASSWORD, SECRET, free_port, service_environ, start_main, wait_until_healthy
+from tests.servers import PASSWORD, running_main
 
 CHROMIUM = "/usr/bin/chromium"
 # No browser download is possible here, and the machine's network is closed: quiet flags for both.
@@ -39,22 +39,8 @@ def browser() -> Iterator[Browser]:
 def server(synthetic_model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(base URL, database URL) of main.py serving the synthetic model."""
     database = sqlite_url(tmp_path / "ui.sqlite3")
-    port = free_port()
-    environ = service_environ(
-        ML_MODEL_PATH=str(synthetic_model_dir / MODEL_FILE_NAME),
-        SESSION_PASSWORD=PASSWORD,
-        JWT_SECRET_KEY=SECRET,
-        DATABASE_URL=database,
-    )
-    with (tmp_path / "server.log").open("w") as log:
-        process = start_main(environ, port, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process)
+    with running_main(synthetic_model_dir / MODEL_FILE_NAME, database, tmp_path / "server.log") as (url, _):
         yield url, database
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -1,0 +1,80 @@
+"""main.py as a real process on a loopback port, for the tests that need a live server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "end-to-end password"
+SECRET = "an-end-to-end-signing-key-of-some-length"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def service_environ(**settings: str) -> dict[str, str]:
+    environ = {key: value for key, value in os.environ.items() if key not in ("SESSION_PASSWORD", "ML_MODEL_PATH")}
+    return {**environ, **settings}
+
+
+def start_main(environ: dict[str, str], port: int, log: IO[str] | None = None) -> subprocess.Popen:
+    """main.py on a port; its output goes to log, or to pipes the caller reads."""
+    return subprocess.Popen(
+        [sys.executable, "main.py", "--port", str(port)],
+        cwd=ROOT,
+        env=environ,
+        stdout=log or subprocess.PIPE,
+        stderr=log or subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server stopped: {process.stderr.read() if process.stderr else ''}")
+        try:
+            if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise AssertionError("the server did not become healthy")
+
+
+@contextmanager
+def running_main(
+    model_path: Path, database_url: str, log_path: Path | None = None, **settings: str
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """(base URL, process) of main.py serving model_path, healthy; output to log_path, else to pipes."""
+    port = free_port()
+    environ = service_environ(
+        ML_MODEL_PATH=str(model_path), SESSION_PASSWORD=PASSWORD, JWT_SECRET_KEY=SECRET, DATABASE_URL=database_url,
+        **settings,
+    )  # fmt: skip
+    if log_path is None:
+        process = start_main(environ, port)
+    else:
+        with log_path.open("w") as log:
+            process = start_main(environ, port, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.communicate(timeout=10)
