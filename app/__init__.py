@@ -11,6 +11,9 @@ from app.config import MAX_BODY_BYTES, ConfigError, Settings
 if TYPE_CHECKING:
     from flask import Flask
 
+    from app.recommender import Recommender
+    from app.store import RecommendationLog
+
 log = logging.getLogger(__name__)
 DATABASE_FILE_NAME = "recommendations.sqlite3"
 
@@ -23,15 +26,11 @@ def create_app(test_config: Settings | None = None) -> Flask:
     app.evaluate) lives in this package too and must not load Flask.
     """
     from flask import Flask
-    from sqlalchemy.exc import OperationalError
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from app import auth, errors, logs, telemetry
     from app.api import auth as auth_routes
     from app.api import health, openapi, recommend, ui
-    from app.journal import Journal
-    from app.recommender import ModelFileError, Recommender
-    from app.store import RecommendationLog, make_engine, sqlite_url
 
     settings = test_config or Settings.from_environ()
     logs.configure(settings.log_level)
@@ -39,22 +38,7 @@ def create_app(test_config: Settings | None = None) -> Flask:
     app.config.update(SESSION_PASSWORD=settings.session_password, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     if settings.jwt_secret_generated:
         log.warning("JWT_SECRET_KEY is not set: tokens are signed with a random key and end with this process")
-
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    database_url = settings.database_url or sqlite_url(Path(app.instance_path) / DATABASE_FILE_NAME)
-    journal = Journal(settings.journal_dir) if settings.journal_dir else None
-    recommendation_log = RecommendationLog(make_engine(database_url), journal)
-    try:
-        recommendation_log.create_tables()
-        if journal is not None:  # what a crash left in the journal goes in before serving
-            recommendation_log.drain_journal()
-    except OperationalError as error:
-        raise ConfigError(
-            f"DATABASE_URL: cannot use the database ({str(error.orig).strip().splitlines()[0]})"
-        ) from error
-    # No connection is kept open across a fork: each uwsgi worker opens its own.
-    recommendation_log.engine.dispose()
-    app.extensions["recommendation_log"] = recommendation_log
+    app.extensions["recommendation_log"] = _open_recommendation_log(settings, Path(app.instance_path))
 
     auth.init_app(app, settings)
     errors.init_app(app)
@@ -65,15 +49,45 @@ def create_app(test_config: Settings | None = None) -> Flask:
     if settings.trusted_proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
 
-    try:
-        recommender = Recommender.load(settings.model_path)
-    except ModelFileError as error:
-        raise ConfigError(f"ML_MODEL_PATH: {error}") from error
-    if recommender.metadata is None:
-        log.warning("%s comes without model.json: its SHA-256 cannot be checked", settings.model_path)
-    for mismatch in recommender.library_mismatches():
-        log.warning("the model was made with other libraries: %s; retrain it with these", mismatch)
+    recommender = _load_recommender(settings.model_path)
     app.extensions["recommender"] = recommender
     telemetry.record_model(recommender.version)
     log.info("serving model %s from %s", recommender.version[:12], settings.model_path)
     return app
+
+
+def _open_recommendation_log(settings: Settings, instance_path: Path) -> RecommendationLog:
+    """The log in DATABASE_URL (default: SQLite in the instance folder), proven writable, journal copied in."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.journal import Journal
+    from app.store import RecommendationLog, make_engine, sqlite_url
+
+    instance_path.mkdir(parents=True, exist_ok=True)
+    database_url = settings.database_url or sqlite_url(instance_path / DATABASE_FILE_NAME)
+    journal = Journal(settings.journal_dir) if settings.journal_dir else None
+    recommendation_log = RecommendationLog(make_engine(database_url), journal)
+    try:
+        recommendation_log.create_tables()
+        if journal is not None:  # what a crash left in the journal goes in before serving
+            recommendation_log.drain_journal()
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0]
+        raise ConfigError(f"DATABASE_URL: cannot use the database ({reason})") from error
+    # No connection is kept open across a fork: each uwsgi worker opens its own.
+    recommendation_log.engine.dispose()
+    return recommendation_log
+
+
+def _load_recommender(model_path: Path) -> Recommender:
+    from app.recommender import ModelFileError, Recommender
+
+    try:
+        recommender = Recommender.load(model_path)
+    except ModelFileError as error:
+        raise ConfigError(f"ML_MODEL_PATH: {error}") from error
+    if recommender.metadata is None:
+        log.warning("%s comes without model.json: its SHA-256 cannot be checked", model_path)
+    for mismatch in recommender.library_mismatches():
+        log.warning("the model was made with other libraries: %s; retrain it with these", mismatch)
+    return recommender
