@@ -49,6 +49,6 @@ ENV ML_MODEL_PATH=/model/model.pkl \
 EXPOSE 80
 VOLUME ["/app/instance"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1/health', timeout=4).status != 200)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"80\")}/health', timeout=4).status != 200)"]
 # nginx's master needs root for port 80; its workers run as nobody, uwsgi as app (UWSGI_UID).
 CMD ["deploy/run-stack"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -241,3 +242,17 @@ def test_every_acknowledged_score_survives_killing_uwsgi_under_load(
     assert ledger["acknowledged"] <= stored_scores
     assert stored_scores <= ledger["sent"]
     assert ledger["recommendations"] <= stored_ids
+
+
+@pytest.mark.repository
+def test_the_image_health_check_passes_on_a_healthy_stack_and_fails_without_one(
+    stack: tuple[str, subprocess.Popen],
+) -> None:
+    """The Dockerfile's HEALTHCHECK command, run here against run-stack on the port it is given."""
+    healthcheck = re.search(r"^\s+CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.MULTILINE).group(1)
+    command = [sys.executable if part == "python" else part for part in json.loads(healthcheck)]
+    url, process = stack
+    port = url.rsplit(":", 1)[1]
+    assert subprocess.run(command, env={**os.environ, "PORT": port}, capture_output=True).returncode == 0
+    stop(process)
+    assert subprocess.run(command, env={**os.environ, "PORT": port}, capture_output=True).returncode != 0
