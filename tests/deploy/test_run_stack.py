@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -256,3 +258,30 @@ def test_the_image_health_check_passes_on_a_healthy_stack_and_fails_without_one(
     assert subprocess.run(command, env={**os.environ, "PORT": port}, capture_output=True).returncode == 0
     stop(process)
     assert subprocess.run(command, env={**os.environ, "PORT": port}, capture_output=True).returncode != 0
+
+
+def test_an_ordinary_user_can_run_the_stack(synthetic_model_dir: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("this test switches to the user nobody: run it as root (CI does)")
+    work_dir = Path(tempfile.mkdtemp(prefix="run-stack-nobody-"))
+    work_dir.chmod(0o777)
+    shutil.copy(synthetic_model_dir / MODEL_FILE_NAME, work_dir / MODEL_FILE_NAME)
+    port = free_port()
+    environ = stack_environ(work_dir / MODEL_FILE_NAME, work_dir, port)
+    try:
+        with (work_dir / "stack.log").open("w") as log:
+            process = subprocess.Popen(
+                ["runuser", "-u", "nobody", "--", str(ROOT / "deploy" / "run-stack")],
+                env=environ, stdout=log, stderr=log, start_new_session=True,
+            )  # fmt: skip
+        try:
+            wait_until_healthy(f"http://127.0.0.1:{port}", process)
+            # The signal goes to run-stack itself, under runuser.
+            found = subprocess.run(["pgrep", "-u", "nobody", "-g", str(process.pid), "-f", "deploy/run-stack"],
+                                   capture_output=True, text=True, check=True)  # fmt: skip
+            os.kill(int(found.stdout.split()[0]), signal.SIGTERM)
+            assert process.wait(timeout=90) == 0, (work_dir / "stack.log").read_text()[-2000:]
+        finally:
+            kill_group(process)
+    finally:
+        shutil.rmtree(work_dir)
