@@ -37,7 +37,7 @@ class Settings:
     # None: a SQLite file in the Flask instance folder.
     database_url: str | None = None
     log_level: str = "INFO"
-    # Login attempts per client address (flask-limiter notation), and where the counts live.
+    # Login attempts per client address (like "10 per minute"), and where the counts live.
     login_rate_limit: str = DEFAULT_LOGIN_RATE_LIMIT
     rate_limit_storage_uri: str = "memory://"
     # Proxies in front whose X-Forwarded-For is believed: 0 reached directly, 1 behind the project's nginx.

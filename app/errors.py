@@ -12,9 +12,10 @@ class APIError(Exception):
 
     status_code = 400
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(self, message: str, status_code: int | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers or {}
         if status_code is not None:
             self.status_code = status_code
 
@@ -33,8 +34,8 @@ def init_app(app: Flask) -> None:
         return response
 
     @app.errorhandler(APIError)
-    def handle_api_error(error: APIError) -> tuple[Response, int]:
-        return error_response(error.message, error.status_code)
+    def handle_api_error(error: APIError) -> tuple[Response, int, dict[str, str]]:
+        return *error_response(error.message, error.status_code), error.headers
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException) -> Response:
