@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from app.data import Dataset
-from app.features import People, rating_matrices, segment_count
+from app.features import People, rating_matrices, segment_totals
 from app.metrics import ndcg_at_k, split_users
 
 # The hierarchy of the segment baseline, from the whole population down to the person's own segment.
@@ -86,10 +86,8 @@ class SegmentPopularity(Baseline):
     def scores(self, people: People) -> np.ndarray:
         rates = np.broadcast_to(self.positive_.mean(axis=0), (len(people.ages), self.positive_.shape[1]))
         for segmentation in SEGMENT_HIERARCHY:
-            known, asked = self.people_.segment_codes(segmentation), people.segment_codes(segmentation)
-            positives = np.zeros((segment_count(segmentation), self.positive_.shape[1]))
-            np.add.at(positives, known, self.positive_)
-            sizes = np.bincount(known, minlength=len(positives))[:, None]
+            positives, sizes = segment_totals(self.people_, segmentation, self.positive_)
+            asked = people.segment_codes(segmentation)
             rates = (positives[asked] + self.strength_ * rates) / (sizes[asked] + self.strength_)
         return rates
 

@@ -82,6 +82,14 @@ def rating_matrices(user_ids: pd.Index, movie_ids: pd.Index, ratings: pd.DataFra
     return rated, positive
 
 
+def segment_totals(people: People, segmentation: tuple[str, ...], outcome: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment: the outcome summed over its people (segments x movies), and its size (segments x 1)."""
+    codes = people.segment_codes(segmentation)
+    members = np.zeros((segment_count(segmentation), len(codes)), dtype=np.float32)
+    members[codes, np.arange(len(codes))] = 1.0
+    return members @ outcome, members.sum(axis=1, keepdims=True)
+
+
 OUTCOMES = ("rated", "positive")  # a user rated the movie; a user rated it 4 or 5
 
 
@@ -124,11 +132,8 @@ class DemographicStats:
 
     def _segment_rates(self, segmentation: tuple[str, ...], outcome: np.ndarray) -> np.ndarray:
         """Share of each segment's users with the outcome for each movie, smoothed toward everyone's share."""
-        codes = self.people.segment_codes(segmentation)
-        members = np.zeros((segment_count(segmentation), len(codes)), dtype=np.float32)
-        members[codes, np.arange(len(codes))] = 1.0
-        sizes = members.sum(axis=1, keepdims=True)
-        return (members @ outcome + SEGMENT_PRIOR * outcome.mean(axis=0)) / (sizes + SEGMENT_PRIOR)
+        totals, sizes = segment_totals(self.people, segmentation, outcome)
+        return (totals + SEGMENT_PRIOR * outcome.mean(axis=0)) / (sizes + SEGMENT_PRIOR)
 
     def neighbour_weights(self, people: People) -> np.ndarray:
         """How much each known user counts as each person's demographic neighbour (people x users, rows sum to 1)."""

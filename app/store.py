@@ -10,7 +10,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    Connection,
     DateTime,
     Engine,
     Float,
@@ -123,7 +122,7 @@ class RecommendationLog:
         """Store one answer of /api/recommend and return its new id."""
         row = {
             "id": uuid.uuid4().hex,
-            "created_at": datetime.now(UTC).isoformat(),
+            "created_at": datetime.now(UTC),
             "age": age,
             "gender": gender,
             "occupation": occupation,
@@ -132,10 +131,10 @@ class RecommendationLog:
             "model_version": model_version,
         }
         if self.journal is not None:
-            self.journal.append(row)
+            self.journal.append({**row, "created_at": row["created_at"].isoformat()})
         else:
             with self.engine.begin() as connection:
-                connection.execute(recommendations.insert(), [_from_journal(row)])
+                connection.execute(recommendations.insert(), [row])
         return row["id"]
 
     def drain_journal(self) -> int:
@@ -169,13 +168,20 @@ class RecommendationLog:
 
     def record_score(self, *, recommendation_id: str, movie: str, score: float) -> None:
         """Store a score for a movie of a recommendation; scoring it again keeps the latest."""
-        if self.journal is not None:
-            with self.engine.connect() as connection:
-                copied = _titles(connection, recommendation_id) is not None
-            if not copied:
-                self.drain_journal()  # the recommendation may be answered but not copied yet
+        try:
+            self._store_score(recommendation_id, movie, score)
+        except ScoreRejected as rejected:
+            if rejected.field != "id" or self.journal is None:
+                raise
+            # The recommendation may be answered but not copied from the journal yet.
+            self.drain_journal()
+            self._store_score(recommendation_id, movie, score)
+
+    def _store_score(self, recommendation_id: str, movie: str, score: float) -> None:
         with self.engine.begin() as connection:
-            titles = _titles(connection, recommendation_id)
+            titles = connection.execute(
+                select(recommendations.c.titles).where(recommendations.c.id == recommendation_id)
+            ).scalar_one_or_none()
             if titles is None:
                 raise ScoreRejected("id", "no recommendation has this id")
             if movie not in titles:
@@ -189,11 +195,6 @@ class RecommendationLog:
                     set_={"score": statement.excluded.score, "scored_at": statement.excluded.scored_at},
                 )
             )
-
-
-def _titles(connection: Connection, recommendation_id: str) -> list[str] | None:
-    query = select(recommendations.c.titles).where(recommendations.c.id == recommendation_id)
-    return connection.execute(query).scalar_one_or_none()
 
 
 def _from_journal(row: dict) -> dict:

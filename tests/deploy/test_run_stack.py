@@ -285,3 +285,27 @@ def test_an_ordinary_user_can_run_the_stack(synthetic_model_dir: Path) -> None:
             kill_group(process)
     finally:
         shutil.rmtree(work_dir)
+
+
+def test_nginx_answers_in_json_when_uwsgi_is_not_there(tmp_path: Path) -> None:
+    """deploy/nginx.conf.template alone, with no uwsgi behind its socket: its own 502 is JSON too."""
+    port = free_port()
+    conf = (ROOT / "deploy" / "nginx.conf.template").read_text()
+    conf = conf.replace("${PORT}", str(port)).replace("${RUNTIME_DIR}", str(tmp_path))
+    (tmp_path / "nginx.conf").write_text(conf)
+    nginx = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.1)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+    assert answer.status_code == 502
+    assert answer.json() == {"message": "the service is not available; try again shortly"}
+    assert answer.headers["Server"] == "nginx"
