@@ -194,7 +194,6 @@ class Monitor:
         self.window_ends = 0.0
         self.retry_at = 0.0
         self.backoff = 1.0
-        self.last_read: str | None = self.state.cursor
         self.stopping = False
 
     def run(self) -> int:
@@ -215,7 +214,7 @@ class Monitor:
         if self.pending:
             print("monitor-docker: stopped with unsent alerts; they are sent on the next start", file=sys.stderr)
             return 1
-        self.state.save(self.last_read)
+        self.state.save(self.follower.cursor)
         return 0
 
     def _wait(self) -> float:
@@ -224,8 +223,7 @@ class Monitor:
         return max(0.05, min(max(self.window_ends, self.retry_at) - time.monotonic(), 1.0))
 
     def _handle(self, entry: Entry) -> None:
-        self.last_read = entry.cursor
-        self.follower.cursor = entry.cursor
+        self.follower.cursor = entry.cursor  # where a restarted journalctl resumes: the last line read
         level = self.classifier.level(entry)
         if self.args.print:
             print(f"{entry.time:%Y-%m-%d %H:%M:%S}Z {level} {entry.message}", flush=True)
@@ -251,7 +249,7 @@ class Monitor:
             return
         self.pending = []
         self.backoff = 1.0
-        self.state.save(self.last_read)
+        self.state.save(self.follower.cursor)
 
     def _restart_follower(self) -> None:
         if self.stopping:

@@ -58,12 +58,15 @@ class Recommender:
 
     def library_mismatches(self) -> list[str]:
         """The libraries whose version here differs from the one model.json says the model was made with."""
-        recorded = (self.metadata or {}).get("libraries", {})
-        return [
-            f"{name} {made_with} (model) against {version(name)} (here)"
-            for name, made_with in recorded.items()
-            if name != "python" and _installed(name) and version(name) != made_with
-        ]
+        mismatches = []
+        for name, made_with in (self.metadata or {}).get("libraries", {}).items():
+            try:
+                here = version(name)
+            except PackageNotFoundError:  # "python", or a library this service does not use
+                continue
+            if here != made_with:
+                mismatches.append(f"{name} {made_with} (model) against {here} (here)")
+        return mismatches
 
     def recommend(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[str]:
         """The titles /api/recommend answers for this person, best first, each once."""
@@ -71,14 +74,6 @@ class Recommender:
         if titles is None or not 1 <= max_recs <= MAX_RECS:
             raise ValueError(_what_is_wrong(age, gender, occupation, max_recs))
         return list(titles[:max_recs])
-
-
-def _installed(name: str) -> bool:
-    try:
-        version(name)
-    except PackageNotFoundError:
-        return False
-    return True
 
 
 def _what_is_wrong(age: int, gender: str, occupation: str, max_recs: int) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, select
 
 from app.recommender import MODEL_FILE_NAME
 from app.store import recommendations, scores, sqlite_url
-from tests.servers import free_port
+from tests.servers import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "stack password"
@@ -41,19 +41,6 @@ def stack_environ(model_path: Path, work_dir: Path, port: int, database_url: str
         "DATABASE_URL": database_url or sqlite_url(work_dir / "stack.sqlite3"),
         "RECOMMENDATION_JOURNAL_DIR": str(work_dir / "journal"),
     }
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "run-stack stopped before it was healthy"
-        try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the stack did not become healthy")
 
 
 def stop(process: subprocess.Popen) -> int:
@@ -80,7 +67,7 @@ def start_stack(model_path: Path, work_dir: Path, database_url: str | None = Non
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    wait_until_healthy(url, process)
+    wait_until_healthy(url, process, seconds=60)
     return url, process
 
 
@@ -275,7 +262,7 @@ def test_an_ordinary_user_can_run_the_stack(synthetic_model_dir: Path) -> None:
                 env=environ, stdout=log, stderr=log, start_new_session=True,
             )  # fmt: skip
         try:
-            wait_until_healthy(f"http://127.0.0.1:{port}", process)
+            wait_until_healthy(f"http://127.0.0.1:{port}", process, seconds=60)
             # The signal goes to run-stack itself, under runuser.
             found = subprocess.run(["pgrep", "-u", "nobody", "-g", str(process.pid), "-f", "deploy/run-stack"],
                                    capture_output=True, text=True, check=True)  # fmt: skip
