@@ -6,7 +6,7 @@ import json
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,24 +91,30 @@ def test_a_model_that_does_not_match_its_metadata_stops_the_start(synthetic_mode
     assert "does not match" in result.stderr
 
 
-def test_an_unreachable_database_stops_the_start_with_one_line(synthetic_model_dir: Path) -> None:
-    result = run_main(
-        ML_MODEL_PATH=str(synthetic_model_dir / MODEL_FILE_NAME),
-        SESSION_PASSWORD="x",
-        DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing",
-    )
-    assert_one_line(result, "DATABASE_URL: cannot use the database")
-
-
-def test_a_read_only_database_stops_the_start_with_one_line(synthetic_model_dir: Path, tmp_path: Path) -> None:
+def read_only_sqlite(tmp_path: Path) -> str:
     database = tmp_path / "read-only.sqlite3"
-    create_engine(sqlite_url(database)).connect().close()
+    engine = create_engine(sqlite_url(database))
+    engine.connect().close()
+    engine.dispose()
+    return f"sqlite:///file:{database}?mode=ro&uri=true"
+
+
+@pytest.mark.parametrize(
+    ("database_url", "message"),
+    [
+        (lambda _: f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing", "cannot use the database ("),
+        (read_only_sqlite, "cannot use the database (attempt to write a readonly database)"),
+    ],
+    ids=["unreachable-postgresql", "read-only-sqlite"],
+)
+def test_a_database_it_cannot_use_stops_the_start_with_one_line(
+    synthetic_model_dir: Path, tmp_path: Path, database_url: Callable[[Path], str], message: str
+) -> None:
     result = run_main(
-        ML_MODEL_PATH=str(synthetic_model_dir / MODEL_FILE_NAME),
-        SESSION_PASSWORD="x",
-        DATABASE_URL=f"sqlite:///file:{database}?mode=ro&uri=true",
-    )
-    assert_one_line(result, "DATABASE_URL: cannot use the database (attempt to write a readonly database)")
+        ML_MODEL_PATH=str(synthetic_model_dir / MODEL_FILE_NAME), SESSION_PASSWORD="x",
+        DATABASE_URL=database_url(tmp_path),
+    )  # fmt: skip
+    assert_one_line(result, f"DATABASE_URL: {message}")
 
 
 def test_a_model_made_with_other_libraries_is_served_with_a_warning(synthetic_model_dir: Path, tmp_path: Path) -> None:
