@@ -1,54 +1,81 @@
-# One image: nginx in front of uwsgi, serving the model given as a build argument.
+# One image: nginx in front of uwsgi, serving the model given as a build argument, as the user app.
 # Build: docker build --build-arg MODEL_FILE=model/model.pkl --build-arg MODEL_TEST_FILE=model/test_data.json -t recommender .
+# The tests and the accuracy check run in the stage "test"; the final stage copies their report, so
+# every builder (BuildKit included, which skips stages nothing uses) runs them, and a failure fails the build.
 
-# Wheels are compiled here (uwsgi among them), so the runtime image needs no compiler.
+# The service's packages in a virtual environment, compiled here (uwsgi among them): the runtime needs no compiler.
 FROM python:3.11-slim AS builder
 # Not pinning apt versions (DL3008): Debian's security updates replace them; the base image fixes the release.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
-WORKDIR /build
-COPY requirements.txt requirements-dev.txt ./
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements-dev.txt
+COPY requirements.txt /build/
+# The service imports neither the packages' own test suites nor the sources and headers for compiling
+# against them, and needs no pip to run.
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir -r /build/requirements.txt \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools \
+    && find /opt/venv -depth -type d -name tests -exec rm -rf {} + \
+    && find /opt/venv -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pyi' -o -name '*.c' -o -name '*.cpp' \
+        -o -name '*.h' \) -delete
 
-FROM python:3.11-slim
+# The model file, checked and unpacked (a .tar.gz is unpacked without trusting its paths).
+FROM builder AS model
+WORKDIR /build
+COPY app/ app/
+ARG MODEL_FILE=model/model.pkl
+ARG MODEL_TEST_FILE=model/test_data.json
+COPY ${MODEL_FILE} /model/incoming/
+COPY ${MODEL_TEST_FILE} /model/test_data.json
+RUN /opt/venv/bin/python -m app.model_file install /model/incoming /model && rm -rf /model/incoming
+
+# What the service runs on: Python, nginx, the packages, and the user it runs as.
+FROM python:3.11-slim AS base
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends nginx \
+    && apt-get install -y --no-install-recommends nginx-light \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --create-home --home-dir /home/app app
-COPY --from=builder /wheels /wheels
-# The test tools stay in the image: the build runs the tests below.
-RUN pip install --no-cache-dir --no-index /wheels/* && rm -rf /wheels
+COPY --from=builder /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1
 
+# The tests that need neither the data set nor outside services, and the accuracy check, on the files the image holds.
+FROM base AS test
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+COPY requirements.txt requirements-dev.txt /build/
+RUN pip --python /opt/venv/bin/python install --no-cache-dir -r /build/requirements-dev.txt
 WORKDIR /app
 COPY pyproject.toml main.py ./
 COPY app/ app/
 COPY deploy/ deploy/
 COPY tests/ tests/
+COPY schemathesis.toml monitor-docker.py deploy-docker.py ./
+COPY --from=model /model /model
+RUN python -m pytest -q -p no:cacheprovider -m "not dataset and not service and not stack and not repository and not browser and not docker" \
+        | tee /build-check.txt \
+    && python tests/run_accuracy_tests.py /model/model.pkl /model/test_data.json | tee -a /build-check.txt
 
-ARG MODEL_FILE=model/model.pkl
-ARG MODEL_TEST_FILE=model/test_data.json
-COPY ${MODEL_FILE} /model/incoming/
-COPY ${MODEL_TEST_FILE} /model/test_data.json
-# A .tar.gz must hold one model.pkl (and at most its model.json); it is unpacked without trusting its paths.
-RUN python -m app.model_file install /model/incoming /model && rm -rf /model/incoming \
-    && mkdir -p /app/instance && chown app:app /app/instance
-
-# The build fails when the tests (those that need neither the data set nor outside services) or the
-# accuracy check fail.
-RUN python -m pytest -q -p no:cacheprovider -m "not dataset and not service and not stack and not repository and not browser" \
-    && python tests/run_accuracy_tests.py /model/model.pkl /model/test_data.json
-
+# The same code COPY lines as the test stage: a stage of code shared by both would put the test tools'
+# install after the code, and every code change would download them again.
+FROM base
+WORKDIR /app
+COPY pyproject.toml main.py ./
+COPY app/ app/
+COPY deploy/ deploy/
+COPY --from=model /model /model
+COPY --from=test /build-check.txt /model/build-check.txt
+# The instance folder (SQLite database, journal, generated signing key) belongs to app; a new volume inherits that.
+RUN mkdir /app/instance && chown app:app /app/instance
+# app, by number: a host (or Kubernetes) can tell it is not root without the image's /etc/passwd.
+USER 10001:10001
+# nginx listens on an unprivileged port inside: map a host port to it (docker run -p 80:8080).
 ENV ML_MODEL_PATH=/model/model.pkl \
-    PORT=80 \
-    UWSGI_UID=app \
-    UWSGI_GID=app \
-    PYTHONUNBUFFERED=1
-EXPOSE 80
+    PORT=8080
+EXPOSE 8080
 VOLUME ["/app/instance"]
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"80\")}/health', timeout=4).status != 200)"]
-# nginx's master needs root for port 80; its workers run as nobody, uwsgi as app (UWSGI_UID).
+# A short interval, so that a new container is marked healthy within seconds of serving. Healthy means the
+# app answers with a working model; a database that is away is not the container's fault (deploy/healthcheck.py).
+HEALTHCHECK --interval=2s --timeout=5s --start-period=60s --retries=3 CMD ["python", "deploy/healthcheck.py"]
 CMD ["deploy/run-stack"]

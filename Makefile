@@ -23,7 +23,9 @@ run: model/model.pkl
 	fi; \
 	exec $(PYTHON) main.py --port $(PORT)
 
+# As root, installs from Debian and starts what the tests need when it is absent (tests/start-services).
 test: $(INSTALLED)
+	tests/start-services
 	$(PYTHON) -m pytest
 
 lint: $(INSTALLED)
@@ -39,11 +41,13 @@ train: $(INSTALLED)
 evaluate: $(INSTALLED)
 	$(PYTHON) -m app.evaluate
 
+# make bench BENCH_ARGS="--balancer-image recommender:latest" also measures through docker-compose.yml's balancer.
 bench: $(INSTALLED)
-	$(PYTHON) benchmarks/run.py
+	$(PYTHON) -m benchmarks.run $(BENCH_ARGS)
 
 # The image, with the model in model/ (make train); the build runs the tests and the accuracy check.
 docker-build: model/model.pkl
+	deploy/base-images
 	docker build --build-arg MODEL_FILE=model/model.pkl --build-arg MODEL_TEST_FILE=model/test_data.json \
 		-t recommender:latest .
 

@@ -1,134 +1,294 @@
 #!/usr/bin/env python3
-"""Build the image with a model and replace the running container, rolling back when the new one is not healthy.
+"""Build the image with a model and put it in place of the running container, never losing the last good one.
 
 deploy-docker.py IMAGE_NAME IMAGE_VERSION MODEL_FILE TEST_DATA_FILE SESSION_PASSWORD
-  [--container-name NAME] [--port-mapping PORT] [--json-log] [--log-tag TAG]
+  [--container-name NAME] [--port-mapping PORT] [--json-log] [--log-tag TAG] [--health-timeout SECONDS]
 
-SESSION_PASSWORD "-" reads it from a prompt (or standard input). The password reaches
-the container through the environment, never through a command line.
+1. Build IMAGE_NAME:IMAGE_VERSION; the build runs the tests and the accuracy check. The model is staged
+   byte for byte the same for the same files, so unchanged code and model build from the cache.
+2. Try the new version in a container of its own (NAME-candidate: no port, no volume) until it is healthy.
+3. Swap: the new container is created under NAME, the running one is renamed NAME-previous and stopped,
+   the new one starts; once it is healthy the previous one is removed. Only the swap is downtime.
+A failure or a signal (SIGINT, SIGTERM) at any point puts the previous container back under NAME, running.
+
+SESSION_PASSWORD "-" reads it from a prompt (or standard input). The password and the service's settings
+(JWT_SECRET_KEY, DATABASE_URL, LOG_LEVEL, ...) reach the container through the environment, by name.
+
+Exit status, each printed with what runs now: 0 deployed; 1 the build failed; 2 bad arguments or files;
+3 the new version was not healthy; 4 interrupted; 5 a docker command failed; 6 the previous version could
+not be put back (the message says what to do).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import gzip
+import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent
 STAGING_PARENT = ".deploy-staging"
 METADATA_FILE_NAME = "model.json"
-HEALTH_POLL_SECONDS = 2.0
+# The port nginx listens on inside the image (its PORT).
+CONTAINER_PORT = 8080
+HEALTH_POLL_SECONDS = 0.5
+STOP_SECONDS = 35
+LOG_LINES_SHOWN = 10
+# The service's settings (README, "Configuration") that pass from this environment to the container.
+SERVICE_SETTINGS = (
+    "JWT_SECRET_KEY",
+    "JWT_ACCESS_TOKEN_EXPIRES",
+    "DATABASE_URL",
+    "LOG_LEVEL",
+    "LOGIN_RATE_LIMIT",
+    "RATELIMIT_STORAGE_URI",
+    "TRUSTED_PROXY_HOPS",
+)
+
+DEPLOYED, BUILD_FAILED, BAD_INPUT, UNHEALTHY, INTERRUPTED, DOCKER_FAILED, NOT_RESTORED = range(7)
 
 
 class DeployError(Exception):
-    """The deployment stopped; the message says why and what state the containers are in."""
+    """The deployment stopped; exit_status says how, the message why."""
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
-def docker(*arguments: str, check: bool = True, capture: bool = False, env: dict | None = None) -> str:
-    result = subprocess.run(["docker", *arguments], capture_output=capture, text=True, env=env)
+class Interrupted(DeployError):
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signal_number).name}", INTERRUPTED)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM are held until the block ends, then handled as usual."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def interrupt(signal_number: int, _frame: object) -> None:
+    """The handler of SIGINT and SIGTERM: the deployment stops where it is, and puts the previous version back."""
+    raise Interrupted(signal_number)
+
+
+def docker(*arguments: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(["docker", *arguments], capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
-        raise DeployError(f"'docker {arguments[0]}' failed (exit {result.returncode}): {(result.stderr or '').strip()}")
-    return (result.stdout or "").strip() if result.returncode == 0 else ""
+        raise DeployError(f"'docker {arguments[0]}' failed: {result.stderr.strip()}", DOCKER_FAILED)
+    return result.stdout.strip()
+
+
+def state_of(name: str) -> str:
+    """'running healthy', 'exited', 'restarting starting', ...; '' when there is no such container."""
+    state = "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"
+    return docker("container", "inspect", "--format", state, name, check=False)
 
 
 def container_exists(name: str) -> bool:
-    return subprocess.run(["docker", "container", "inspect", name], capture_output=True).returncode == 0
+    return state_of(name) != ""
 
 
-def stage_model(model_file: Path, test_data_file: Path, staging: Path) -> tuple[str, str]:
-    """Copy the files into the build context; a .pkl travels with its model.json as a .tar.gz."""
+def what_runs(name: str) -> str:
+    status, _, image = docker("container", "inspect", "--format", "{{.State.Status}} {{.Config.Image}}", name,
+                              check=False).partition(" ")  # fmt: skip
+    return f"{name} runs {image}" if status == "running" else f"nothing runs as {name}"
+
+
+def reproducible_archive(files: dict[str, Path], destination: Path) -> None:
+    """A .tar.gz of files whose bytes depend on their names and contents alone (no times, no owners)."""
+
+    def anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o644
+        return info
+
+    with (
+        destination.open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as compressed,
+        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
+        for name, path in files.items():
+            archive.add(path, arcname=name, filter=anonymous)
+
+
+@contextmanager
+def staged_model(model_file: Path, test_data_file: Path, context: Path) -> Iterator[tuple[str, str]]:
+    """The model and test data inside the build context, at a path named by their contents: the build
+    arguments (MODEL_FILE, MODEL_TEST_FILE) and so the build cache are the same for the same files.
+    A .pkl travels with its model.json as one .tar.gz."""
     for path in (model_file, test_data_file):
         if not path.is_file():
-            raise DeployError(f"{path} is not a file")
-    metadata = model_file.with_name(METADATA_FILE_NAME)
-    if model_file.suffix == ".pkl" and metadata.is_file():
-        staged_model = staging / "model.tar.gz"
-        with tarfile.open(staged_model, "w:gz") as archive:
-            archive.add(model_file, arcname="model.pkl")
-            archive.add(metadata, arcname=METADATA_FILE_NAME)
-    else:
-        staged_model = staging / model_file.name
-        shutil.copyfile(model_file, staged_model)
-    staged_test_data = staging / "test_data.json"
-    shutil.copyfile(test_data_file, staged_test_data)
-    return str(staged_model.relative_to(PROJECT_DIR)), str(staged_test_data.relative_to(PROJECT_DIR))
+            raise DeployError(f"{path} is not a file", BAD_INPUT)
+    parent = context / STAGING_PARENT
+    parent.mkdir(exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=parent))
+    try:
+        metadata = model_file.with_name(METADATA_FILE_NAME)
+        if model_file.suffix == ".pkl" and metadata.is_file():
+            model_name = "model.tar.gz"
+            reproducible_archive({"model.pkl": model_file, METADATA_FILE_NAME: metadata}, scratch / model_name)
+        else:
+            model_name = model_file.name
+            shutil.copyfile(model_file, scratch / model_name)
+        shutil.copyfile(test_data_file, scratch / "test_data.json")
+        digest = hashlib.sha256()
+        for path in sorted(scratch.iterdir()):
+            digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        staging = parent / digest.hexdigest()[:16]
+        shutil.rmtree(staging, ignore_errors=True)
+        scratch.rename(staging)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    try:
+        yield f"{STAGING_PARENT}/{staging.name}/{model_name}", f"{STAGING_PARENT}/{staging.name}/test_data.json"
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def build(image: str, model_file: Path, test_data_file: Path) -> None:
-    (PROJECT_DIR / STAGING_PARENT).mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=PROJECT_DIR / STAGING_PARENT) as scratch:
-        model_arg, test_arg = stage_model(model_file, test_data_file, Path(scratch))
+    with staged_model(model_file, test_data_file, PROJECT_DIR) as (model_arg, test_arg):
         print(f"building {image} (the build runs the tests and the accuracy check)", flush=True)
         result = subprocess.run(
             ["docker", "build", "-t", image, "--build-arg", f"MODEL_FILE={model_arg}",
              "--build-arg", f"MODEL_TEST_FILE={test_arg}", str(PROJECT_DIR)]
         )  # fmt: skip
     if result.returncode != 0:
-        raise DeployError(f"the build of {image} failed (tests or accuracy check: see above); nothing was replaced")
+        raise DeployError(f"the build of {image} failed (tests or accuracy check: see above)", BUILD_FAILED)
 
 
-def run_container(args: argparse.Namespace, image: str, password: str) -> None:
-    log_driver = "json-file" if args.json_log else "journald"
-    command = [
-        "run", "--detach", "--name", args.container_name,
-        "--restart", "on-failure:5",
-        "--log-driver", log_driver, "--log-opt", f"tag={args.log_tag or args.container_name}",
-        "--publish", f"{args.port_mapping}:80",
-        "--volume", f"{args.container_name}-data:/app/instance",
-        "--env", "SESSION_PASSWORD",
-    ]  # fmt: skip
-    # Passed by name: docker reads the values from this process's environment, not from its arguments.
-    for optional in ("JWT_SECRET_KEY", "DATABASE_URL", "LOG_LEVEL"):
-        if os.environ.get(optional):
-            command += ["--env", optional]
-    docker(*command, image, env={**os.environ, "SESSION_PASSWORD": password})
+class Deployment:
+    """The containers of one deployment: NAME, NAME-previous while swapping, NAME-candidate while trying."""
 
+    def __init__(self, args: argparse.Namespace, image: str, password: str) -> None:
+        self.args = args
+        self.image = image
+        self.name = args.container_name
+        self.previous = f"{self.name}-previous"
+        self.candidate = f"{self.name}-candidate"
+        # What this run did: created the new container under NAME; asked the previous one to stop.
+        self.created_new = False
+        self.previous_stopped = False
+        # The password travels in the docker client's environment only; `--env NAME` passes it on by name.
+        self.environ = {**os.environ, "SESSION_PASSWORD": password}
 
-def wait_until_healthy(name: str, timeout: float) -> str:
-    """'healthy', or what the container was when it stopped being a candidate."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = docker("inspect", "--format", "{{.State.Status}} {{.State.Health.Status}}", name, capture=True)
-        status, _, health = state.partition(" ")
-        if health == "healthy" or health == "unhealthy" or status in ("exited", "dead"):
-            return health if status == "running" else f"{status} ({health or 'no health'})"
-        if time.monotonic() >= deadline:
-            return f"still {health or status} after {timeout:.0f} s"
-        time.sleep(HEALTH_POLL_SECONDS)
+    def settings_arguments(self) -> list[str]:
+        names = ["SESSION_PASSWORD", *(name for name in SERVICE_SETTINGS if os.environ.get(name))]
+        return [argument for name in names for argument in ("--env", name)]
 
+    def recover_earlier_run(self) -> None:
+        """Undo what an earlier run left when it was killed: a previous version that is the only good one
+        goes back under NAME; a candidate, or a previous one beside a healthy NAME, goes."""
+        docker("rm", "--force", "--volumes", self.candidate, check=False)
+        if not container_exists(self.previous):
+            return
+        if state_of(self.name) == "running healthy":
+            docker("rm", "--force", self.previous)
+            return
+        print(f"putting {self.previous} back as {self.name}, left by an earlier deploy that did not finish")
+        docker("rm", "--force", self.name, check=False)  # that deploy's new version, never found healthy
+        self.restore()
 
-def replace(args: argparse.Namespace, image: str, password: str) -> None:
-    name = args.container_name
-    previous = f"{name}-previous"
-    had_previous = container_exists(name)
-    if had_previous:
-        if container_exists(previous):
-            docker("rm", "--force", previous)
-        docker("rename", name, previous)
-        docker("stop", previous)
-    try:
-        run_container(args, image, password)
-        outcome = wait_until_healthy(name, args.health_timeout)
-    except DeployError as error:
-        outcome = str(error)
-    if outcome == "healthy":
+    def try_candidate(self) -> None:
+        """The new version in a container of its own, until healthy; it is removed either way."""
+        docker("run", "--detach", "--name", self.candidate, "--log-driver", "json-file",
+               *self.settings_arguments(), self.image, env=self.environ)  # fmt: skip
+        try:
+            outcome = self.wait_until_healthy(self.candidate)
+            if outcome != "healthy":
+                logs = subprocess.run(["docker", "logs", "--tail", str(LOG_LINES_SHOWN), self.candidate],
+                                      capture_output=True, text=True)  # fmt: skip
+                raise DeployError(
+                    f"{self.image} did not become healthy ({outcome}); its last lines:\n{logs.stdout}{logs.stderr}",
+                    UNHEALTHY,
+                )
+        finally:  # with the anonymous volume the image's VOLUME gave it
+            docker("rm", "--force", "--volumes", self.candidate, check=False)
+
+    def swap(self) -> None:
+        had_previous = container_exists(self.name)
+        log_driver = "json-file" if self.args.json_log else "journald"
+        # A signal waits until both calls are done: a docker client cut short leaves the engine finishing the
+        # rename or the create unseen, after restore() has looked (the name then taken, the restore refused).
+        with signals_deferred():
+            if had_previous:
+                docker("rename", self.name, self.previous)
+            docker("create", "--name", self.name, "--restart", "on-failure:5",
+                   "--log-driver", log_driver, "--log-opt", f"tag={self.args.log_tag or self.name}",
+                   "--publish", f"{self.args.port_mapping}:{CONTAINER_PORT}",
+                   "--volume", f"{self.name}-data:/app/instance",
+                   *self.settings_arguments(), self.image, env=self.environ)  # fmt: skip
+            self.created_new = True
         if had_previous:
-            docker("rm", previous)
-        return
-    if container_exists(name):
-        docker("rm", "--force", name)
-    if had_previous:
-        docker("rename", previous, name)
-        docker("start", name)
-        raise DeployError(f"the new container was not healthy ({outcome}); the previous one is back and running")
-    raise DeployError(f"the new container was not healthy ({outcome}); it was removed")
+            self.previous_stopped = True
+            docker("stop", "--time", str(STOP_SECONDS), self.previous)
+        docker("start", self.name)
+        outcome = self.wait_until_healthy(self.name)
+        if outcome != "healthy":
+            raise DeployError(f"{self.image} did not become healthy as {self.name} ({outcome})", UNHEALTHY)
+        if had_previous:
+            docker("rm", self.previous)
+
+    def restore(self) -> None:
+        """The new container this run created goes; the previous version comes back under NAME, running."""
+        if self.created_new:
+            docker("rm", "--force", self.name, check=False)
+        if container_exists(self.previous):
+            docker("rename", self.previous, self.name)
+            if self.previous_stopped:  # a stop cut short may still be under way: let it end, then start
+                docker("stop", "--time", str(STOP_SECONDS), self.name)
+            docker("start", self.name)
+
+    def wait_until_healthy(self, name: str) -> str:
+        """'healthy', or what the container was when it stopped being worth waiting for."""
+        deadline = time.monotonic() + self.args.health_timeout
+        while True:
+            status, _, health = state_of(name).partition(" ")
+            if status == "running" and health in ("healthy", "unhealthy"):
+                return health
+            if status not in ("created", "running"):
+                return f"{status or 'gone'}, {health or 'no health check'}"
+            if time.monotonic() >= deadline:
+                return f"still {health or status} after {self.args.health_timeout:.0f} s"
+            time.sleep(HEALTH_POLL_SECONDS)
+
+
+def deploy(args: argparse.Namespace, image: str, password: str) -> None:
+    deployment = Deployment(args, image, password)
+    try:
+        deployment.recover_earlier_run()
+        build(image, args.model_file, args.test_data_file)
+        deployment.try_candidate()
+        deployment.swap()
+    except DeployError:
+        # Putting the previous version back is not to be interrupted in turn.
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signal_number, signal.SIG_IGN)
+        try:
+            deployment.restore()
+        except DeployError as error:
+            raise DeployError(
+                f"the previous version could not be put back ({error}); "
+                f"start it by hand: docker rename {deployment.previous} {deployment.name} && "
+                f"docker start {deployment.name}",
+                NOT_RESTORED,
+            ) from error
+        raise
 
 
 def read_password(given: str) -> str:
@@ -147,7 +307,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("test_data_file", metavar="TEST_DATA_FILE", type=Path, help="test_data.json")
     parser.add_argument("session_password", metavar="SESSION_PASSWORD", help="'-' to type it or pipe it in")
     parser.add_argument("--container-name", help="default: the image name")
-    parser.add_argument("--port-mapping", type=int, default=80, help="host port for the container's 80 (default 80)")
+    parser.add_argument("--port-mapping", type=int, default=80,
+                        help=f"host port mapped to the container's {CONTAINER_PORT} (default 80)")  # fmt: skip
     parser.add_argument("--json-log", action="store_true", help="json-file logs instead of journald")
     parser.add_argument("--log-tag", help="the logs' tag (default: the container name)")
     parser.add_argument("--health-timeout", type=float, default=120, help="seconds to wait for healthy (default 120)")
@@ -159,21 +320,22 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     image = f"{args.image_name}:{args.image_version}"
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, interrupt)
     try:
         password = read_password(args.session_password)
         if not password:
-            raise DeployError("the session password is empty")
-        build(image, args.model_file, args.test_data_file)
-        replace(args, image, password)
+            raise DeployError("the session password is empty", BAD_INPUT)
+        deploy(args, image, password)
     except DeployError as error:
-        print(f"deploy-docker: {error}", file=sys.stderr)
-        return 1
+        print(f"deploy-docker: {error}\ndeploy-docker: not deployed; {what_runs(args.container_name)}", file=sys.stderr)
+        return error.exit_status
     print(f"{args.container_name} runs {image} on port {args.port_mapping} and is healthy.")
     if args.json_log:
         print(f"Read its logs with: docker logs {args.container_name}")
     else:
         print(f"Read its logs with: journalctl CONTAINER_NAME={args.container_name}")
-    return 0
+    return DEPLOYED
 
 
 if __name__ == "__main__":

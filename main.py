@@ -26,8 +26,9 @@ def build_app() -> Flask:
 
 
 app = build_app()
-# Everything loaded so far (the model above all) moves out of the garbage collector's sight: its passes
-# in the forked uwsgi workers would otherwise write to those pages and unshare them.
+# Everything loaded so far (the model above all) moves out of the garbage collector's sight: its full
+# passes would otherwise walk every object of the model, and, in a forked process, write to (and so unshare)
+# the pages that hold them.
 gc.freeze()
 
 

@@ -43,7 +43,7 @@ def create_app(test_config: Settings | None = None) -> Flask:
     auth.init_app(app, settings)
     errors.init_app(app)
     logs.init_app(app)
-    telemetry.init_app(app, multiprocess_dir=settings.metrics_multiprocess_dir)
+    telemetry.init_app(app, multiprocess_dir=settings.metrics_multiprocess_dir, token=settings.metrics_token)
     for blueprint in (health.bp, auth_routes.bp, recommend.bp, openapi.bp, telemetry.bp, ui.bp):
         app.register_blueprint(blueprint)
     if settings.trusted_proxy_hops:
@@ -61,12 +61,15 @@ def _open_recommendation_log(settings: Settings, instance_path: Path) -> Recomme
     from sqlalchemy.exc import OperationalError
 
     from app.journal import Journal
+    from app.recommendation_ids import RecommendationIds
     from app.store import RecommendationLog, make_engine, sqlite_url
 
     instance_path.mkdir(parents=True, exist_ok=True)
     database_url = settings.database_url or sqlite_url(instance_path / DATABASE_FILE_NAME)
     journal = Journal(settings.journal_dir) if settings.journal_dir else None
-    recommendation_log = RecommendationLog(make_engine(database_url), journal)
+    # Ids signed with the tokens' key, which every replica shares.
+    ids = RecommendationIds(settings.jwt_secret_key)
+    recommendation_log = RecommendationLog(make_engine(database_url), journal, ids)
     try:
         recommendation_log.create_tables()
         if journal is not None:  # what a crash left in the journal goes in before serving

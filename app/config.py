@@ -19,6 +19,8 @@ DEFAULT_TOKEN_SECONDS = 3600
 # The largest request body the API reads; nginx is given the same limit.
 MAX_BODY_BYTES = 16 * 1024
 DEFAULT_LOGIN_RATE_LIMIT = "10 per minute"
+# Settings that may instead be read from the file NAME_FILE names (Docker secrets mount them as files).
+SECRET_FILE_SETTINGS = ("SESSION_PASSWORD", "JWT_SECRET_KEY", "METRICS_TOKEN")
 # HS256 wants a key of at least 256 bits.
 MIN_SECRET_LENGTH = 32
 
@@ -46,9 +48,12 @@ class Settings:
     journal_dir: Path | None = None
     # Set by deploy/run-stack: where every uwsgi worker writes its metrics.
     metrics_multiprocess_dir: str | None = None
+    # When set, /metrics answers only requests that carry it ("Authorization: Bearer <token>").
+    metrics_token: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        environ = _with_secret_files(environ)
         model_path = _required(environ, "ML_MODEL_PATH", "the model file to serve (model/model.pkl or a .tar.gz)")
         password = _required(environ, "SESSION_PASSWORD", "the password /api/login accepts")
         secret = environ.get("JWT_SECRET_KEY", "")
@@ -69,7 +74,24 @@ class Settings:
             if environ.get("RECOMMENDATION_JOURNAL_DIR")
             else None,
             metrics_multiprocess_dir=environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            metrics_token=environ.get("METRICS_TOKEN") or None,
         )
+
+
+def _with_secret_files(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """The environment with each NAME_FILE of SECRET_FILE_SETTINGS read into NAME (Docker secrets)."""
+    values = dict(environ)
+    for name in SECRET_FILE_SETTINGS:
+        path = environ.get(f"{name}_FILE", "").strip()
+        if not path:
+            continue
+        if environ.get(name):
+            raise ConfigError(f"both {name} and {name}_FILE are set: set only one of them")
+        try:
+            values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{name}_FILE={path!r} cannot be read ({error}): name a readable file") from error
+    return values
 
 
 def _required(environ: Mapping[str, str], name: str, meaning: str) -> str:

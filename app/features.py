@@ -10,6 +10,7 @@ a row's own user never feeds its features.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,11 @@ from app.data import GENRES, OCCUPATIONS, RELEVANT_RATING
 MODEL_GENDERS = ("M", "F")
 AGE_BUCKET_STARTS = (18, 25, 35, 45, 50, 56)  # buckets: <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+
 AGE_BUCKETS = len(AGE_BUCKET_STARTS) + 1
+AGE_BUCKET_NAMES = (
+    f"under {AGE_BUCKET_STARTS[0]}",
+    *(f"{start}-{end - 1}" for start, end in itertools.pairwise(AGE_BUCKET_STARTS)),
+    f"{AGE_BUCKET_STARTS[-1]} or over",
+)
 SEGMENTATIONS = (
     ("gender",),
     ("age_bucket",),

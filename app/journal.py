@@ -5,6 +5,11 @@ its own with a single write(2) before it answers: once that returns, the line is
 in the kernel and survives the worker being killed (not a power loss: there is
 no fsync). A drainer (the uwsgi mule, or whoever needs a row now) copies new lines
 into the database and records how far it read, in the same transaction.
+
+A writer holds a shared lock on its file for as long as it lives, and the kernel
+drops it however the writer ends: a drainer deletes a file only once it is copied
+and unlocked. That holds across containers sharing the directory (a Swarm task and
+its replacement), where process ids say nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,12 +37,22 @@ class Journal:
     def append(self, record: dict) -> None:
         """Write one record durably (against a crash of this process) before returning."""
         if self._owner_pid != os.getpid():  # a forked worker writes a file of its own
-            name = f"{os.getpid()}-{time.time_ns()}{SUFFIX}"
-            self._descriptor = os.open(self.directory / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            if self._descriptor is not None:  # the parent's, which must not look alive for as long as this one
+                os.close(self._descriptor)
+            self._descriptor = self._create_own_file()
             self._owner_pid = os.getpid()
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
         if os.write(self._descriptor, line) != len(line):
             raise OSError(f"short write to the journal in {self.directory}: is the disk full?")
+
+    def _create_own_file(self) -> int:
+        """A new journal file, locked before drainers can see it under its journal name."""
+        name = f"{os.getpid()}-{time.time_ns()}-{secrets.token_hex(4)}"
+        unseen = self.directory / f".{name}.new"
+        descriptor = os.open(unseen, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        os.rename(unseen, self.directory / f"{name}{SUFFIX}")
+        return descriptor
 
     @contextmanager
     def draining(self) -> Iterator[list[Path]]:
@@ -59,13 +75,13 @@ class Journal:
 
     @staticmethod
     def remove_if_finished(path: Path, offset: int) -> None:
-        """Delete a file that is read to its end and whose writer has exited."""
-        writer = int(path.name.split("-", 1)[0])
-        if writer == os.getpid() or path.stat().st_size != offset:
+        """Delete a file that is read to its end and that no living writer holds."""
+        if path.stat().st_size != offset:
             return
-        try:
-            os.kill(writer, 0)
-        except ProcessLookupError:
-            path.unlink()
-        except PermissionError:  # another user's live process holds that pid
-            pass
+        with path.open("rb") as probe:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # its writer lives and may append
+                return
+            if path.stat().st_size == offset:
+                path.unlink()

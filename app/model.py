@@ -4,7 +4,8 @@ A RandomForestRegressor learns the chance that a person rates a movie 4 or 5
 from demographic features (app.features), over a pool of the most positively
 rated movies. Since the whole request space is small (ages 1-120 x M/F/O x 21
 occupations), fitting also ranks the pool for every person once, so serving a
-recommendation is a table lookup.
+recommendation is a table lookup. It also counts, for every person and pool
+movie, how people like them rated it: the reasons given with a recommendation.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from app.data import GENDERS, OCCUPATIONS, RELEVANT_RATING, Dataset
 from app.features import MODEL_GENDERS, DemographicStats, People, rating_matrices
+from app.reasons import ReasonTable
 
 MIN_AGE, MAX_AGE = 1, 120
 MAX_RECS = 100
@@ -71,6 +73,7 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         self.forest_.set_params(n_jobs=1)
         self.stats_ = DemographicStats(dataset.users, dataset.ratings, dataset.movies)
         self.rankings_ = self._rank_request_space()
+        self.reasons_ = ReasonTable(dataset, self.pool_)
         return self
 
     def _pick_pool(self, dataset: Dataset) -> np.ndarray:

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pandas as pd
 from sqlalchemy import select
 
 from app.data import RELEVANT_RATING
-from app.features import AGE_BUCKET_STARTS, age_buckets
+from app.features import AGE_BUCKET_NAMES, age_buckets
 from app.store import make_engine, recommendations, scores
 
 # A segment is shown once it has this many scores: fewer say little.
 MIN_SEGMENT_SCORES = 20
-BUCKET_NAMES = [
-    "<18",
-    *(f"{start}-{end - 1}" for start, end in itertools.pairwise(AGE_BUCKET_STARTS)),
-    f"{AGE_BUCKET_STARTS[-1]}+",
-]
 
 
 def read_log(database_url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -27,8 +20,8 @@ def read_log(database_url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             served = pd.DataFrame(
                 connection.execute(select(recommendations.c.id, recommendations.c.model_version,
                                           recommendations.c.age, recommendations.c.gender,
-                                          recommendations.c.occupation)).mappings().all(),
-                columns=["id", "model_version", "age", "gender", "occupation"],
+                                          recommendations.c.occupation, recommendations.c.explain)).mappings().all(),
+                columns=["id", "model_version", "age", "gender", "occupation", "explain"],
             )  # fmt: skip
             scored = pd.DataFrame(
                 connection.execute(select(scores.c.recommendation_id, scores.c.score)).mappings().all(),
@@ -40,11 +33,12 @@ def read_log(database_url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def summarise_online(served: pd.DataFrame, scored: pd.DataFrame) -> dict:
-    """Per model version: served, scored, mean score, share of 4 and 5; and per segment with enough scores."""
+    """Per model version: served, scored, mean score, share of 4 and 5; the same for answers given with reasons
+    and without (did reasons change how people score?); and per segment with enough scores."""
     joined = scored.merge(served, left_on="recommendation_id", right_on="id")
     joined = joined.assign(
         positive=joined["score"] >= RELEVANT_RATING,
-        segment=joined["gender"] + " " + [BUCKET_NAMES[b] for b in age_buckets(joined["age"].to_numpy())]
+        segment=joined["gender"] + " " + [AGE_BUCKET_NAMES[b] for b in age_buckets(joined["age"].to_numpy())]
         + " " + joined["occupation"],
     )  # fmt: skip
     versions = {}
@@ -53,11 +47,21 @@ def summarise_online(served: pd.DataFrame, scored: pd.DataFrame) -> dict:
         segments = mine.groupby("segment").agg(scores=("score", "size"), mean_score=("score", "mean"),
                                                share_4_or_5=("positive", "mean"))  # fmt: skip
         versions[version] = {
-            "recommendations_served": len(requests),
-            "recommendations_scored": int(mine["recommendation_id"].nunique()),
-            "scores": len(mine),
-            "mean_score": float(mine["score"].mean()) if len(mine) else None,
-            "share_4_or_5": float(mine["positive"].mean()) if len(mine) else None,
+            **_figures(requests, mine),
+            "reasons": {
+                shown: _figures(requests[requests["explain"] == explain], mine[mine["explain"] == explain])
+                for shown, explain in (("shown", True), ("not shown", False))
+            },
             "segments": segments[segments["scores"] >= MIN_SEGMENT_SCORES].round(4).to_dict("index"),
         }
     return versions
+
+
+def _figures(served: pd.DataFrame, scored: pd.DataFrame) -> dict:
+    return {
+        "recommendations_served": len(served),
+        "recommendations_scored": int(scored["recommendation_id"].nunique()),
+        "scores": len(scored),
+        "mean_score": float(scored["score"].mean()) if len(scored) else None,
+        "share_4_or_5": float(scored["positive"].mean()) if len(scored) else None,
+    }

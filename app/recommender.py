@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
+import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import joblib
+import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
@@ -15,7 +18,9 @@ from app.data import GENDERS, OCCUPATIONS
 from app.model import MAX_AGE, MAX_RECS, MIN_AGE, RelevanceForest
 from app.model_file import METADATA_FILE_NAME, MODEL_FILE_NAME, ModelFileError, checked_metadata, read_model_file
 
-__all__ = ["METADATA_FILE_NAME", "MODEL_FILE_NAME", "ModelFileError", "Recommender"]
+__all__ = ["JSON_SEPARATORS", "METADATA_FILE_NAME", "MODEL_FILE_NAME", "ModelFileError", "Recommender"]
+
+JSON_SEPARATORS = (",", ":")  # compact, as Flask answers
 
 
 class Recommender:
@@ -25,13 +30,17 @@ class Recommender:
         self.estimator = estimator
         self.version = version
         self.metadata = metadata
-        # Every person's titles, best first: answering is one dictionary lookup and a slice.
-        self._titles = {
-            (age, gender, occupation): tuple(estimator.titles_[estimator.ranking(age, gender, occupation)].tolist())
-            for age in range(MIN_AGE, MAX_AGE + 1)
-            for gender in GENDERS
-            for occupation in OCCUPATIONS
-        }
+        # Every person's titles, best first, and where their reasons are (app.reasons; each also serialized once
+        # here, for the web): answering is one dictionary lookup and a slice.
+        self._reasons = estimator.reasons_.reasons
+        self._reasons_json = [
+            json.dumps(reason, sort_keys=True, separators=JSON_SEPARATORS) for reason in self._reasons
+        ]
+        self._titles, self._reason_indices = {}, {}
+        for person in itertools.product(range(MIN_AGE, MAX_AGE + 1), GENDERS, OCCUPATIONS):
+            ranking = estimator.ranking(*person)
+            self._titles[person] = tuple(estimator.titles_[ranking].tolist())
+            self._reason_indices[person] = estimator.reasons_.reason_indices(*person, ranking)
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
@@ -54,6 +63,8 @@ class Recommender:
             check_is_fitted(estimator, "rankings_")
         except NotFittedError as error:
             raise ModelFileError(f"{path}: the model is not fitted") from error
+        if not hasattr(estimator, "reasons_"):
+            raise ModelFileError(f"{path}: the model predates reasons; train it again with python -m app.train")
         return cls(estimator, version, recorded)
 
     def library_mismatches(self) -> list[str]:
@@ -70,10 +81,24 @@ class Recommender:
 
     def recommend(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[str]:
         """The titles /api/recommend answers for this person, best first, each once."""
-        titles = self._titles.get((age, gender, occupation))
-        if titles is None or not 1 <= max_recs <= MAX_RECS:
+        return list(self._answer(self._titles, age, gender, occupation, max_recs))
+
+    def reasons(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[dict]:
+        """Why each of recommend()'s titles, in its order (app.reasons); the dicts are shared: do not change them."""
+        indices = self._answer(self._reason_indices, age, gender, occupation, max_recs)
+        return [self._reasons[index] for index in indices.tolist()]
+
+    def reasons_json(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> str:
+        """reasons() as a JSON array."""
+        indices = self._answer(self._reason_indices, age, gender, occupation, max_recs)
+        return f"[{','.join([self._reasons_json[index] for index in indices.tolist()])}]"
+
+    @staticmethod
+    def _answer(table: dict, age: int, gender: str, occupation: str, max_recs: int) -> tuple | np.ndarray:
+        answer = table.get((age, gender, occupation))
+        if answer is None or not 1 <= max_recs <= MAX_RECS:
             raise ValueError(_what_is_wrong(age, gender, occupation, max_recs))
-        return list(titles[:max_recs])
+        return answer[:max_recs]
 
 
 def _what_is_wrong(age: int, gender: str, occupation: str, max_recs: int) -> str:

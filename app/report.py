@@ -23,8 +23,10 @@ CURVES = {"ndcg_curve": "NDCG@k", "precision_curve": "Precision@k"}
 
 def write_markdown(report: dict, path: Path) -> None:
     summary = report["summary"]
+    what = "Validation (splits of each seed's training users only)" if report["validation"] else "Cold-start evaluation"
+    settings = "".join(f", {name}={value}" for name, value in report["model_params"].items())
     lines = [
-        f"Cold-start evaluation over seeds {', '.join(map(str, report['seeds']))}: mean (min - max) over the splits.",
+        f"{what} over seeds {', '.join(map(str, report['seeds']))}{settings}: mean (min - max) over the splits.",
         "",
         "| method | " + " | ".join(COLUMNS.values()) + " |",
         "|---" * (len(COLUMNS) + 1) + "|",
@@ -37,12 +39,16 @@ def write_markdown(report: dict, path: Path) -> None:
             for name in COLUMNS
         ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    ratio = summary["ndcg_ratio_to_best_baseline"]
+    ratio, coverage = summary["ndcg_ratio_to_best_baseline"], summary["coverage_ratio_to_best_baseline"]
     lines += [
         "",
         f"NDCG@10 of the model over the best baseline ({summary['best_baseline']}), paired per seed: "
-        f"mean {ratio['mean']:.4f}, lowest {ratio['min']:.4f} "
+        f"mean {ratio['mean']:.4f} (95% interval {ratio['interval_95'][0]:.4f} - {ratio['interval_95'][1]:.4f}, "
+        f"a bootstrap over the seeds), lowest {ratio['min']:.4f} "
         f"(per seed: {', '.join(f'{value:.4f}' for value in ratio['per_seed'])}).",
+        "",
+        f"coverage@10 of the model over the best baseline's: mean {coverage['mean']:.3f}, "
+        f"lowest {coverage['min']:.3f}.",
         "",
     ]
     path.write_text("\n".join(lines))
@@ -77,20 +83,23 @@ def plot_feature_importances(names: list[str], importances: np.ndarray, out_dir:
 
 
 def online_markdown(versions: dict, min_segment_scores: int) -> str:
-    """The online view as Markdown: a row per model version, then its segments with enough scores."""
+    """The online view as Markdown: a row per model version, then by reasons shown or not, then its segments
+    with enough scores."""
+    header = "| served | scored | scores | mean score | share of 4 and 5 |"
     lines = [
         "Online view: how people scored each model version's recommendations.",
         "",
-        "| model version | served | scored | scores | mean score | share of 4 and 5 |",
+        f"| model version {header}",
         "|---|---|---|---|---|---|",
+        *(f"| {version[:12]} {_figures_row(figures)}" for version, figures in versions.items()),
+        "",
+        "With reasons (explain) or without: whether reasons change how people score.",
+        "",
+        f"| model version | reasons {header}",
+        "|---|---|---|---|---|---|---|",
     ]
     for version, figures in versions.items():
-        mean = "-" if figures["mean_score"] is None else f"{figures['mean_score']:.2f}"
-        share = "-" if figures["share_4_or_5"] is None else f"{figures['share_4_or_5']:.3f}"
-        lines.append(
-            f"| {version[:12]} | {figures['recommendations_served']} | {figures['recommendations_scored']} "
-            f"| {figures['scores']} | {mean} | {share} |"
-        )
+        lines += [f"| {version[:12]} | {shown} {_figures_row(split)}" for shown, split in figures["reasons"].items()]
     for version, figures in versions.items():
         if figures["segments"]:
             lines += ["", f"Segments of {version[:12]} with {min_segment_scores} scores or more:", "",
@@ -98,6 +107,15 @@ def online_markdown(versions: dict, min_segment_scores: int) -> str:
             for segment, row in figures["segments"].items():
                 lines.append(f"| {segment} | {row['scores']} | {row['mean_score']:.2f} | {row['share_4_or_5']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def _figures_row(figures: dict) -> str:
+    mean = "-" if figures["mean_score"] is None else f"{figures['mean_score']:.2f}"
+    share = "-" if figures["share_4_or_5"] is None else f"{figures['share_4_or_5']:.3f}"
+    return (
+        f"| {figures['recommendations_served']} | {figures['recommendations_scored']} | {figures['scores']} "
+        f"| {mean} | {share} |"
+    )
 
 
 def plot_online(versions: dict, path: Path) -> None:

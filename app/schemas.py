@@ -30,6 +30,7 @@ class RecommendRequest(Strict):
     gender: Literal[GENDERS] = Field(description="M, F or O (scored as the mean of M and F)")
     occupation: Literal[OCCUPATIONS]
     max_recs: int = Field(default=10, ge=1, le=MAX_RECS)
+    explain: bool = Field(default=False, description="also answer reasons: why each title")
 
 
 class ScoreRequest(Strict):
@@ -49,6 +50,21 @@ class TokenResponse(Strict):
 class RecommendResponse(Strict):
     recommendations: list[str]
     id: str
+
+
+class Reason(Strict):
+    """Why a title: how people like the person rated it, counted in the data the model was trained on."""
+
+    text: str = Field(description="one sentence a person reads")
+    segment: str = Field(description="who 'people like you' are: the most specific segment with enough raters")
+    raters: int = Field(ge=0, description="users of that segment who rated the title")
+    positive_share: float = Field(ge=0, le=1, description="the share of those raters who gave it 4 or 5")
+    genres: list[str] = Field(description="the title's genres in u.item")
+    year: int | None = Field(description="the year in the title, null when it has none")
+
+
+class ExplainedRecommendResponse(RecommendResponse):
+    reasons: list[Reason] = Field(description="one per title, in the same order")
 
 
 class HealthResponse(Strict):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
+import secrets
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Engine,
@@ -20,12 +22,17 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    false,
+    inspect,
     select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateColumn
 
 from app.journal import Journal
+from app.recommendation_ids import RecommendationIds
 
 metadata = MetaData()
 
@@ -40,6 +47,8 @@ recommendations = Table(
     Column("max_recs", Integer, nullable=False),
     Column("titles", JSON, nullable=False),
     Column("model_version", String(64), nullable=False),
+    # Whether the answer gave reasons (the request's explain); added to tables made before reasons existed.
+    Column("explain", Boolean, nullable=False, server_default=false()),
 )
 
 scores = Table(
@@ -62,6 +71,11 @@ journal_offsets = Table(
 # SQLite: several uwsgi workers write at once (WAL, and wait for the lock rather than fail);
 # synchronous=NORMAL keeps every commit through a process crash, not through a power loss.
 SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL", "foreign_keys=ON")
+# A score for an id issued this recently and not in the database yet waits for another replica's mule
+# to copy it (it copies every 0.1 s), at most COPY_WAIT_SECONDS; the margin covers clocks that differ.
+RECENT_ID_SECONDS = 10.0
+COPY_WAIT_SECONDS = 2.0
+COPY_POLL_SECONDS = 0.02
 
 
 class ScoreRejected(Exception):
@@ -96,20 +110,40 @@ class RecommendationLog:
     """Records each recommendation answered and each score given before the caller answers.
 
     Scores are committed to the database. Recommendations too, or, with a journal,
-    appended to it and copied into the database by drain_journal.
+    appended to it and copied into the database by drain_journal. Replicas that share
+    the database must share the key of their ids (the service's signing key).
     """
 
-    def __init__(self, engine: Engine, journal: Journal | None = None) -> None:
+    def __init__(self, engine: Engine, journal: Journal | None = None, ids: RecommendationIds | None = None) -> None:
         self.engine = engine
         self.journal = journal
+        self.ids = ids or RecommendationIds(secrets.token_urlsafe(32))
         self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
 
     def create_tables(self) -> None:
         """Create what is missing, and prove the database takes writes (a read-only file would not)."""
         metadata.create_all(self.engine)
+        self._add_new_columns()
         with self.engine.connect() as connection, connection.begin() as transaction:
             connection.execute(journal_offsets.insert().values(file=".write-check", offset=0))
             transaction.rollback()
+
+    def _add_new_columns(self) -> None:
+        """Columns added to a table after it was made by an earlier version (each has a default for old rows)."""
+        for table in metadata.sorted_tables:
+            for column in table.columns:
+                if column.name in self._column_names(table):
+                    continue
+                try:
+                    with self.engine.begin() as connection:
+                        added = CreateColumn(column).compile(dialect=connection.dialect)
+                        connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {added}"))
+                except DBAPIError:  # another replica or worker starting at the same time may have added it
+                    if column.name not in self._column_names(table):
+                        raise
+
+    def _column_names(self, table: Table) -> set[str]:
+        return {column["name"] for column in inspect(self.engine).get_columns(table.name)}
 
     def ping(self) -> None:
         """Raises sqlalchemy's OperationalError when the database does not answer."""
@@ -117,16 +151,25 @@ class RecommendationLog:
             connection.execute(text("SELECT 1"))
 
     def record_recommendation(
-        self, *, age: int, gender: str, occupation: str, max_recs: int, titles: list[str], model_version: str
+        self,
+        *,
+        age: int,
+        gender: str,
+        occupation: str,
+        max_recs: int,
+        titles: list[str],
+        model_version: str,
+        explain: bool = False,
     ) -> str:
         """Store one answer of /api/recommend and return its new id."""
         row = {
-            "id": uuid.uuid4().hex,
+            "id": self.ids.new(),
             "created_at": datetime.now(UTC),
             "age": age,
             "gender": gender,
             "occupation": occupation,
             "max_recs": max_recs,
+            "explain": explain,
             "titles": titles,
             "model_version": model_version,
         }
@@ -168,14 +211,25 @@ class RecommendationLog:
 
     def record_score(self, *, recommendation_id: str, movie: str, score: float) -> None:
         """Store a score for a movie of a recommendation; scoring it again keeps the latest."""
-        try:
-            self._store_score(recommendation_id, movie, score)
-        except ScoreRejected as rejected:
-            if rejected.field != "id" or self.journal is None:
-                raise
-            # The recommendation may be answered but not copied from the journal yet.
-            self.drain_journal()
-            self._store_score(recommendation_id, movie, score)
+        deadline = None
+        while True:
+            try:
+                self._store_score(recommendation_id, movie, score)
+                return
+            except ScoreRejected as rejected:
+                if rejected.field != "id" or self.journal is None or (deadline and time.monotonic() >= deadline):
+                    raise
+            if deadline is None:
+                # The recommendation may be answered but not copied from a journal yet: this process's,
+                # copied here, or another replica's, which its mule copies within moments.
+                self.drain_journal()
+                deadline = time.monotonic() + (COPY_WAIT_SECONDS if self._issued_recently(recommendation_id) else 0)
+            else:
+                time.sleep(COPY_POLL_SECONDS)
+
+    def _issued_recently(self, recommendation_id: str) -> bool:
+        issued_at = self.ids.issued_at(recommendation_id)
+        return issued_at is not None and abs(time.time() - issued_at) <= RECENT_ID_SECONDS
 
     def _store_score(self, recommendation_id: str, movie: str, score: float) -> None:
         with self.engine.begin() as connection:
@@ -198,4 +252,5 @@ class RecommendationLog:
 
 
 def _from_journal(row: dict) -> dict:
-    return {**row, "created_at": datetime.fromisoformat(row["created_at"])}
+    # Lines journaled before reasons existed have no explain: none were shown.
+    return {"explain": False, **row, "created_at": datetime.fromisoformat(row["created_at"])}

@@ -14,6 +14,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from app.auth import bearer_matches
+from app.errors import APIError
 from app.logs import elapsed_seconds
 
 bp = Blueprint("telemetry", __name__)
@@ -31,8 +33,9 @@ SCORES = Counter("scores_recorded_total", "Scores recorded")
 MODEL = Gauge("model_info", "The model being served", ["version"], multiprocess_mode="max")
 
 
-def init_app(app: Flask, *, multiprocess_dir: str | None) -> None:
+def init_app(app: Flask, *, multiprocess_dir: str | None, token: str | None) -> None:
     app.extensions["metrics_multiprocess_dir"] = multiprocess_dir
+    app.extensions["metrics_token"] = token
 
     @app.after_request
     def count(response: Response) -> Response:
@@ -49,6 +52,9 @@ def record_model(version: str) -> None:
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    token = current_app.extensions["metrics_token"]
+    if token and not bearer_matches(token):
+        raise APIError("/metrics needs the metrics token: send 'Authorization: Bearer <METRICS_TOKEN>'", 401)
     directory = current_app.extensions["metrics_multiprocess_dir"]
     registry = REGISTRY
     if directory:  # several workers: add up what each wrote to its files

@@ -19,11 +19,13 @@ from pathlib import Path
 import joblib
 from sqlalchemy.exc import OperationalError
 
+from app.baselines import MostPositive
 from app.data import DataError, Dataset, ensure_dataset, load_dataset, sha256_of, training_file_checksums
-from app.features import feature_names, rating_matrices
+from app.features import People, feature_names, rating_matrices
 from app.feedback import describe_source, read_feedback, with_feedback
 from app.metrics import split_users
 from app.model import RelevanceForest
+from app.reasons import MIN_RATERS
 from app.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME
 
 FORMAT_VERSION = 1
@@ -31,6 +33,8 @@ TEST_DATA_FILE_NAME = "test_data.json"
 # Users whose rows are kept out of training to check the model with (test_data.json).
 TEST_USER_SHARE = 0.1
 DEFAULT_SEED = 1
+# The build's ranking gate (tests/run_accuracy_tests.py) compares top-10 lists.
+GATE_DEPTH = 10
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib")
 
 
@@ -46,25 +50,44 @@ def test_rows(model: RelevanceForest, dataset: Dataset) -> tuple[list[list], lis
     return data, positive[:, model.pool_].ravel().tolist()
 
 
+def ranking_check(training: Dataset, held_out: Dataset) -> dict:
+    """What the build's gate ranks: each held-out user's demographics and the titles they rated 4 or 5, and the
+    training users' "most rated 4+" titles, the ranking the model must beat."""
+    titles = training.movies["title"]
+    liked = held_out.ratings[held_out.ratings["rating"] >= 4].groupby("user_id")["movie_id"].agg(list)
+    users = [
+        {
+            "age": int(user.age),
+            "gender": user.gender,
+            "occupation": user.occupation,
+            "liked": sorted(titles.loc[liked.get(user.Index, [])]),
+        }
+        for user in held_out.users.itertuples()
+    ]
+    popular = MostPositive().fit(training).top_movies(People.from_users(training.users.iloc[:1]), GATE_DEPTH)[0]
+    return {"k": GATE_DEPTH, "users": users, "most_rated_4plus": titles.iloc[popular].tolist()}
+
+
 def train(
     data_dir: Path, out_dir: Path, seed: int, *, feedback_db: str | None = None, feedback_weight: int = 1
 ) -> dict:
     """Fit on all users but a held-out share (and the recorded scores), write the three artefacts."""
     dataset = load_dataset(data_dir)
     training_users, test_users = split_users(dataset.users.index, seed=seed, held_out_share=TEST_USER_SHARE)
-    training = dataset.restricted_to(training_users)
+    ml100k_training = dataset.restricted_to(training_users)
     feedback = read_feedback(feedback_db) if feedback_db else None
-    if feedback is not None:
-        training = with_feedback(training, feedback, weight=feedback_weight)
+    training = ml100k_training if feedback is None else with_feedback(ml100k_training, feedback, weight=feedback_weight)
     started = time.perf_counter()
     model = RelevanceForest(random_state=seed, progress=True).fit(training)
     training_seconds = time.perf_counter() - started
-    data, target = test_rows(model, dataset.restricted_to(test_users))
+    held_out = dataset.restricted_to(test_users)
+    data, target = test_rows(model, held_out)
     test_r2 = model.score(data, target)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_atomically(out_dir / TEST_DATA_FILE_NAME, lambda path: _dump_json(path, {
         "data": data, "target": target, "expected_score": test_r2,
+        "ranking": ranking_check(ml100k_training, held_out),
     }))  # fmt: skip
     _write_atomically(out_dir / MODEL_FILE_NAME, lambda path: joblib.dump(model, path))
     metadata = {
@@ -81,6 +104,7 @@ def train(
         "features": feature_names(),
         "hyper_parameters": {k: v for k, v in model.get_params().items() if k not in ("n_jobs", "progress")},
         "pool_size": len(model.pool_),
+        "reasons": {"min_raters": MIN_RATERS, "distinct": len(model.reasons_.reasons)},
         "metrics": {"test_r2": test_r2, "test_rows": len(target), "training_seconds": round(training_seconds, 1)},
         "feedback": None
         if feedback is None

@@ -1,4 +1,5 @@
--- POST /api/recommend for a random (age, gender, occupation) of the whole request space.
+-- POST /api/recommend for a random (age, gender, occupation) of the whole request space;
+-- with BENCH_EXPLAIN=true, asking for reasons too.
 local genders = {"M", "F", "O"}
 local occupations = {
   "administrator", "artist", "doctor", "educator", "engineer", "entertainment", "executive",
@@ -8,6 +9,7 @@ local occupations = {
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+local explain = os.getenv("BENCH_EXPLAIN") == "true" and ', "explain": true' or ""
 
 function setup(thread)
   thread:set("seed", math.random(1, 1000000))
@@ -18,7 +20,7 @@ function init(args)
 end
 
 function request()
-  local body = string.format('{"age": %d, "gender": "%s", "occupation": "%s"}',
-    math.random(1, 120), genders[math.random(1, 3)], occupations[math.random(1, 21)])
+  local body = string.format('{"age": %d, "gender": "%s", "occupation": "%s"%s}',
+    math.random(1, 120), genders[math.random(1, 3)], occupations[math.random(1, 21)], explain)
   return wrk.format(nil, nil, nil, body)
 end

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ HERE = ROOT / "benchmarks"
 PASSWORD = "benchmark"
 FIXED_TRIPLE = {"age": 28, "gender": "F", "occupation": "engineer"}
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+EXPLAIN_ROUNDS = 3
 
 
 def free_port() -> int:
@@ -52,8 +54,7 @@ def running_stack(model_path: Path, work_dir: Path, app_module: str = "main"):
         "JWT_SECRET_KEY": "a-benchmark-signing-key-of-decent-length",
         "DATABASE_URL": f"sqlite:///{work_dir / f'{app_module}-{port}.sqlite3'}",
         "RECOMMENDATION_JOURNAL_DIR": str(work_dir / f"journal-{app_module}-{port}"),
-        "LOG_LEVEL": "WARNING",
-    }
+    }  # LOG_LEVEL as deployed (INFO): a log line per request
     with (work_dir / f"stack-{app_module}-{port}.log").open("w") as log:
         process = subprocess.Popen(
             [str(ROOT / "deploy" / "run-stack")], env=environ, stdout=log, stderr=log, start_new_session=True
@@ -121,15 +122,49 @@ def worker_memory(process: subprocess.Popen) -> dict:
     return {"workers": len(pids), "pss_all_mib": pss / 1024, "rss_one_mib": one_rss / 1024}
 
 
+def swap_under_load(
+    url: str, process: subprocess.Popen, model_path: Path, work_dir: Path, seconds: int, access: str
+) -> dict:
+    """recommend under wrk while deploy/swap-model puts a copy of the model in place, a third of the way in
+    (a chain reload: the workers are replaced one at a time)."""
+    master = subprocess.run(["pgrep", "-g", str(process.pid), "-f", "^uWSGI master"], capture_output=True, text=True,
+                            check=True).stdout.split()[0]  # fmt: skip
+    next_model = work_dir / "next-model"
+    shutil.copytree(model_path.parent, next_model)
+    swap = threading.Timer(seconds / 3, subprocess.run, args=(
+        [sys.executable, str(ROOT / "deploy" / "swap-model"), str(next_model / model_path.name), "--pid", master],
+    ), kwargs={"env": {**os.environ, "ML_MODEL_PATH": str(model_path)}, "check": True})  # fmt: skip
+    swap.start()
+    try:
+        return wrk(url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access)
+    finally:
+        swap.join()
+
+
+def with_and_without_explain(url: str, access: str, seconds: int) -> tuple[dict, dict]:
+    """recommend for random people without, then with explain, in turns (EXPLAIN_ROUNDS each, after a warm-up):
+    the machine's throughput moves between runs by more than explain costs. The median run of each."""
+    runs = {"false": [], "true": []}
+    for explain in runs:
+        wrk(url, "/api/recommend", 3, "recommend_random.lua", BENCH_TOKEN=access, BENCH_EXPLAIN=explain)
+    for _ in range(EXPLAIN_ROUNDS):
+        for explain, figures in runs.items():
+            figures.append(
+                wrk(url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access, BENCH_EXPLAIN=explain)
+            )
+    return tuple(
+        sorted(figures, key=lambda run: run["requests_per_second"])[EXPLAIN_ROUNDS // 2] for figures in runs.values()
+    )
+
+
 def measure(model_path: Path, work_dir: Path, seconds: int) -> dict:
     results = {}
     with running_stack(model_path, work_dir) as (url, process):
         access = token(url)
         wrk(url, "/", 3)  # warm-up: connections, nginx, the workers' first requests
         results["GET /"] = wrk(url, "/", seconds)
-        # From cold: the first recommend requests of this stack.
-        results["recommend, random people"] = wrk(
-            url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access
+        results["recommend, random people"], results["recommend with explain, random people"] = (
+            with_and_without_explain(url, access, seconds)
         )
         results["recommend, one person"] = wrk(
             url, "/api/recommend", seconds, "post_json.lua", BENCH_TOKEN=access, BENCH_BODY=json.dumps(FIXED_TRIPLE)
@@ -141,6 +176,7 @@ def measure(model_path: Path, work_dir: Path, seconds: int) -> dict:
             url, "/api/recommend/score", seconds, "post_json.lua", BENCH_TOKEN=access, BENCH_BODY=json.dumps(score)
         )
         memory = worker_memory(process)
+        results["recommend during a model swap"] = swap_under_load(url, process, model_path, work_dir, seconds, access)
     for label, module in (("recommend, fixed list (no ranking)", "benchmarks.fixed_list_app"),
                           ("recommend, predict per request (naive)", "benchmarks.naive_app")):  # fmt: skip
         with running_stack(model_path, work_dir, module) as (url, _):
@@ -152,6 +188,51 @@ def measure(model_path: Path, work_dir: Path, seconds: int) -> dict:
         figures["ratio_to_get_root"] = figures["requests_per_second"] / floor["requests_per_second"]
         figures["p99_ratio_to_get_root"] = figures["p99_ms"] / floor["p99_ms"]
     return {"routes": results, "memory": memory}
+
+
+def through_balancer(image: str, seconds: int) -> dict:
+    """recommend through docker-compose.yml's balancer with 1, then 2 replicas of IMAGE. No target: on this
+    machine's cores the replicas share the CPUs with the balancer, PostgreSQL and wrk."""
+    from tests.docker.conftest import compose_command
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    environ = {
+        **os.environ,
+        "IMAGE": image,
+        "PORT": str(port),
+        "SESSION_PASSWORD": PASSWORD,
+        "JWT_SECRET_KEY": "a-benchmark-signing-key-of-decent-length",
+    }
+    compose = [*compose_command(), "-p", f"bench{os.getpid()}", "-f", str(ROOT / "docker-compose.yml")]
+    results = {}
+    try:
+        for replicas in (1, 2):
+            subprocess.run([*compose, "up", "-d", "--no-build", "--scale", f"api={replicas}"],
+                           env=environ, cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+            wait_for_healthy_replicas(compose, environ, replicas)
+            access = token(url)
+            wrk(url, "/", 3)
+            results[f"recommend through the balancer, {replicas} replica(s)"] = wrk(
+                url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access
+            )
+    finally:
+        subprocess.run([*compose, "down", "--volumes"], env=environ, cwd=ROOT, check=True, capture_output=True)
+    return results
+
+
+def wait_for_healthy_replicas(compose: list[str], environ: dict[str, str], replicas: int) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        containers = subprocess.run([*compose, "ps", "-q", "api"], env=environ, cwd=ROOT, capture_output=True,
+                                    text=True, check=True).stdout.split()  # fmt: skip
+        inspect = ["docker", "inspect", "--format", "{{.State.Health.Status}}"]
+        states = [subprocess.run([*inspect, c], capture_output=True, text=True).stdout.strip() for c in containers]
+        if states == ["healthy"] * replicas:
+            time.sleep(2)  # the balancer asks Docker's DNS again every second
+            return
+        time.sleep(1)
+    raise SystemExit(f"{replicas} api replica(s) were not healthy within 180 s")
 
 
 def model_figures(model_path: Path) -> dict:
@@ -184,6 +265,10 @@ def print_table(report: dict) -> None:
             f"{figures['ratio_to_get_root']:8.3f} {figures['p99_ratio_to_get_root']:6.2f} "
             f"{figures['non_2xx'] + figures['socket_errors']:8d}"
         )
+    routes = report["routes"]
+    explained = routes["recommend with explain, random people"]["requests_per_second"]
+    print(f"\nrecommend with explain: {explained / routes['recommend, random people']['requests_per_second']:.3f} x "
+          "without (target: at least 0.9)")  # fmt: skip
     memory, model = report["memory"], report["model"]
     print(
         f"\nuwsgi workers' memory: {memory['pss_all_mib']:.0f} MiB PSS for {memory['workers']} together, "
@@ -208,6 +293,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument(
+        "--balancer-image",
+        metavar="IMAGE",
+        help="also measure recommend through docker-compose.yml's balancer with 1 and 2 replicas of IMAGE",
+    )
     args = parser.parse_args()
     ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
@@ -216,6 +306,13 @@ def main() -> int:
         model_path = work_dir / "model" / "model.pkl"
         report = measure(model_path, work_dir, args.seconds)
         report["model"] = model_figures(model_path)
+    if args.balancer_image:
+        for label, figures in through_balancer(args.balancer_image, args.seconds).items():
+            figures["ratio_to_get_root"] = (
+                figures["requests_per_second"] / report["routes"]["GET /"]["requests_per_second"]
+            )
+            figures["p99_ratio_to_get_root"] = figures["p99_ms"] / report["routes"]["GET /"]["p99_ms"]
+            report["routes"][label] = figures
     report["machine"] = machine()
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print_table(report)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -130,3 +131,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return sqlite_url(tmp_path / "recommendations.sqlite3")
     return request.getfixturevalue("empty_postgres")
+
+
+@pytest.fixture(scope="session")
+def journald() -> None:
+    """A running systemd-journald (tests/start-services starts one, as `make test` does)."""
+    if subprocess.run(["pgrep", "-x", "systemd-journal"], capture_output=True).returncode != 0:
+        pytest.fail("systemd-journald is not running: run `make test` as root (tests/start-services starts it)")

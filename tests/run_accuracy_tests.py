@@ -1,9 +1,17 @@
-"""Check that a model scores at least its expected R^2 on held-out rows.
+"""Check a model against the held-out users its test data was cut from: its R^2, and a ranking gate.
 
 python tests/run_accuracy_tests.py MODEL.pkl TEST_DATA.json [--error-tolerance 1e-5]
 
-Exit status: 0 when the score is within the tolerance of expected_score (or
-better), 1 when it is lower, 2 when a file is missing or malformed.
+Two checks, both reported:
+- R^2 on the held-out rows is expected_score (recorded at training) within the
+  tolerance, or better: the file was not changed and the libraries predict alike.
+- The model's NDCG@10 on the held-out users (their demographics alone, scored by
+  the titles they rated 4 or 5) is at least that of "most rated 4+" from the
+  training users. A model and its test file made together pass the first check
+  whatever the model is worth; this one fails a model that ranks worse than
+  popularity, such as a forest trained on shuffled targets.
+
+Exit status: 0 when both pass, 1 when either fails, 2 when a file is missing or malformed.
 """
 
 from __future__ import annotations
@@ -17,12 +25,15 @@ from pathlib import Path
 # Run as a script from anywhere: the project root holds the app package the pickle refers to.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np
+
+from app.metrics import ndcg_at_k
 from app.recommender import ModelFileError, Recommender
 
 CHECK_PASSED, SCORE_TOO_LOW, UNUSABLE_INPUT = 0, 1, 2
 
 
-def read_test_data(path: Path) -> tuple[list, list, float]:
+def read_test_data(path: Path) -> tuple[list, list, float, dict]:
     try:
         document = json.loads(path.read_text())
     except OSError as error:
@@ -36,7 +47,33 @@ def read_test_data(path: Path) -> tuple[list, list, float]:
         raise ValueError(f"{path}: data and target must be non-empty lists of the same length")
     if isinstance(expected, bool) or not isinstance(expected, int | float) or not math.isfinite(expected):
         raise ValueError(f"{path}: expected_score must be a finite number")
-    return data, target, float(expected)
+    ranking = document.get("ranking")
+    if not isinstance(ranking, dict) or not {"k", "users", "most_rated_4plus"} <= ranking.keys():
+        raise ValueError(f"{path} has no ranking check (k, users, most_rated_4plus): retrain with python -m app.train")
+    return data, target, float(expected), ranking
+
+
+def ranking_gate(recommender: Recommender, ranking: dict) -> tuple[float, float, int]:
+    """NDCG@k of the model and of "most rated 4+" over the held-out users who rated anything 4 or 5, and how many."""
+    k = ranking["k"]
+    judged = [user for user in ranking["users"] if user["liked"]]
+    if not judged:
+        raise ValueError("the ranking check has no held-out user who rated anything 4 or 5")
+    liked = [set(user["liked"]) for user in judged]
+    model_lists = [recommender.recommend(user["age"], user["gender"], user["occupation"], k) for user in judged]
+    popular_lists = [ranking["most_rated_4plus"]] * len(judged)
+    return mean_ndcg(model_lists, liked, k), mean_ndcg(popular_lists, liked, k), len(judged)
+
+
+def mean_ndcg(lists: list[list[str]], liked: list[set[str]], k: int) -> float:
+    if any(len(titles) < k for titles in lists):
+        raise ValueError(f"a ranked list holds fewer than {k} titles")
+    columns = {title: column for column, title in enumerate(set().union(*liked, *(titles[:k] for titles in lists)))}
+    relevant = np.zeros((len(liked), len(columns)), dtype=bool)
+    for row, titles in enumerate(liked):
+        relevant[row, [columns[title] for title in titles]] = True
+    top = np.array([[columns[title] for title in titles[:k]] for titles in lists])
+    return float(ndcg_at_k(top, relevant, k).mean())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,20 +83,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--error-tolerance", type=float, default=1e-5)
     args = parser.parse_args(argv)
     try:
-        data, target, expected = read_test_data(args.test_data)
-        score = Recommender.load(args.model).estimator.score(data, target)
-    except (ModelFileError, ValueError, TypeError) as error:
+        data, target, expected, ranking = read_test_data(args.test_data)
+        recommender = Recommender.load(args.model)
+        score = recommender.estimator.score(data, target)
+        model_ndcg, popular_ndcg, users = ranking_gate(recommender, ranking)
+    except (ModelFileError, ValueError, TypeError, KeyError) as error:
         print(f"accuracy check: {error}", file=sys.stderr)
         return UNUSABLE_INPUT
+    failed = False
     if score < expected - args.error_tolerance:
         print(
             f"accuracy check FAILED: R^2 {score:.6f} is below the expected {expected:.6f} "
             f"(tolerance {args.error_tolerance:g})",
             file=sys.stderr,
         )
-        return SCORE_TOO_LOW
-    print(f"accuracy check passed: R^2 {score:.6f}, expected {expected:.6f} (tolerance {args.error_tolerance:g})")
-    return CHECK_PASSED
+        failed = True
+    else:
+        print(f"accuracy check passed: R^2 {score:.6f}, expected {expected:.6f} (tolerance {args.error_tolerance:g})")
+    comparison = (
+        f"NDCG@{ranking['k']} {model_ndcg:.4f} against {popular_ndcg:.4f} for most rated 4+, on {users} held-out users"
+    )
+    if model_ndcg < popular_ndcg:
+        print(f"ranking gate FAILED: {comparison}: the model ranks worse than popularity", file=sys.stderr)
+        failed = True
+    else:
+        print(f"ranking gate passed: {comparison}")
+    return SCORE_TOO_LOW if failed else CHECK_PASSED
 
 
 if __name__ == "__main__":

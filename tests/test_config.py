@@ -77,3 +77,34 @@ def test_the_login_rate_limit_and_its_storage_are_read() -> None:
 def test_an_unreadable_login_rate_limit_stops_the_start() -> None:
     with pytest.raises(ConfigError, match="LOGIN_RATE_LIMIT='often' is not valid"):
         Settings.from_environ({**REQUIRED, "LOGIN_RATE_LIMIT": "often"})
+
+
+def test_secrets_can_come_from_files_as_docker_secrets_mount_them(tmp_path: Path) -> None:
+    (tmp_path / "password").write_text("from a file\n")
+    (tmp_path / "key").write_text("k" * 40)
+    (tmp_path / "metrics").write_text("scraper\n")
+    settings = Settings.from_environ(
+        {
+            "ML_MODEL_PATH": "model/model.pkl",
+            "SESSION_PASSWORD_FILE": str(tmp_path / "password"),
+            "JWT_SECRET_KEY_FILE": str(tmp_path / "key"),
+            "METRICS_TOKEN_FILE": str(tmp_path / "metrics"),
+        }
+    )
+    assert (settings.session_password, settings.jwt_secret_key) == ("from a file", "k" * 40)
+    assert settings.metrics_token == "scraper"
+    assert not settings.jwt_secret_generated
+
+
+@pytest.mark.parametrize("name", ["SESSION_PASSWORD", "JWT_SECRET_KEY", "METRICS_TOKEN"])
+def test_a_secret_set_both_ways_stops_the_start(name: str, tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("k" * 40)
+    with pytest.raises(ConfigError, match=f"both {name} and {name}_FILE are set"):
+        Settings.from_environ(
+            {**REQUIRED, "JWT_SECRET_KEY": "k" * 40, name: "k" * 40, f"{name}_FILE": str(tmp_path / "secret")}
+        )
+
+
+def test_an_unreadable_secret_file_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="JWT_SECRET_KEY_FILE=.* cannot be read"):
+        Settings.from_environ({**REQUIRED, "JWT_SECRET_KEY_FILE": str(tmp_path / "missing")})

@@ -14,7 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.repository
 # The tests the image build runs: those that need neither the data set, nor services, nor more programs.
-IMAGE_TESTS = "not dataset and not service and not stack and not repository and not browser"
+IMAGE_TESTS = "not dataset and not service and not stack and not repository and not browser and not docker"
 DOCKERFILE = (ROOT / "Dockerfile").read_text() if (ROOT / "Dockerfile").exists() else ""
 
 
@@ -24,9 +24,16 @@ def instructions(keyword: str) -> list[str]:
     return [line.split(None, 1)[1] for line in joined.splitlines() if line.startswith(f"{keyword} ")]
 
 
-def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+@pytest.mark.parametrize(
+    "dockerfile",
+    [
+        "Dockerfile",
+        *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "deploy" / "stand-ins").glob("*/Dockerfile")),
+    ],
+)
+def test_hadolint_finds_nothing_in_the_dockerfiles(dockerfile: str) -> None:
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
-    result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    result = subprocess.run([hadolint, str(ROOT / dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
 
@@ -45,9 +52,10 @@ def test_every_file_the_dockerfile_copies_from_the_context_exists() -> None:
             assert (ROOT / source).exists(), source
 
 
-def test_the_image_runs_the_stack_checks_its_health_and_serves_port_80() -> None:
+def test_the_image_runs_the_stack_as_app_checks_its_health_and_serves_an_unprivileged_port() -> None:
     assert instructions("CMD") == ['["deploy/run-stack"]']
-    assert instructions("EXPOSE") == ["80"]
+    assert instructions("EXPOSE") == ["8080"]
+    assert instructions("USER") == ["10001:10001"]
     assert "ML_MODEL_PATH=/model/model.pkl" in DOCKERFILE
     assert any("/health" in line for line in DOCKERFILE.splitlines() if "CMD" in line and "python" in line)
     assert re.search(r"^HEALTHCHECK ", DOCKERFILE, re.MULTILINE)
@@ -55,15 +63,20 @@ def test_the_image_runs_the_stack_checks_its_health_and_serves_port_80() -> None
 
 def test_the_build_runs_the_tests_and_the_accuracy_check() -> None:
     runs = " ".join(instructions("RUN"))
+    # The final stage takes the test stage's report, so that no builder can skip the test stage.
+    assert "--from=test /build-check.txt /model/build-check.txt" in instructions("COPY")
     assert f'python -m pytest -q -p no:cacheprovider -m "{IMAGE_TESTS}"' in runs
     assert "python tests/run_accuracy_tests.py /model/model.pkl /model/test_data.json" in runs
 
 
-def test_dependencies_install_before_the_code_is_copied() -> None:
-    lines = DOCKERFILE.splitlines()
-    install = max(i for i, line in enumerate(lines) if "pip install" in line)
-    first_code = min(i for i, line in enumerate(lines) if line.startswith("COPY app/"))
-    assert install < first_code
+def test_in_every_stage_dependencies_install_before_the_code_is_copied() -> None:
+    stages = re.split(r"^FROM ", DOCKERFILE, flags=re.MULTILINE)[1:]
+    for stage in stages:
+        lines = stage.splitlines()
+        installs = [i for i, line in enumerate(lines) if "pip install" in line]
+        copies = [i for i, line in enumerate(lines) if line.startswith("COPY app/")]
+        if installs and copies:
+            assert max(installs) < min(copies), stage
 
 
 def test_the_data_set_and_local_state_stay_out_of_the_build_context() -> None:
@@ -75,13 +88,33 @@ def test_the_data_set_and_local_state_stay_out_of_the_build_context() -> None:
 def test_compose_runs_scalable_api_replicas_behind_one_port_with_postgresql() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"db", "api", "balancer"}
+    assert set(services) == {"db", "redis", "api", "balancer"}
     api = services["api"]
     assert "ports" not in api and "container_name" not in api  # --scale api=3 needs both absent
     assert api["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
     assert services["balancer"]["ports"] == ["${PORT:-8080}:80"]
     assert (ROOT / services["balancer"]["volumes"][0].split(":")[0]).is_file()
-    assert services["db"]["image"].startswith("postgres")
+    assert services["db"]["image"] == "${POSTGRES_IMAGE:-postgres:15}"
+    assert api["environment"]["RATELIMIT_STORAGE_URI"] == "redis://redis:6379"
+
+
+def test_the_stack_file_takes_its_secrets_from_swarm_and_updates_health_gated() -> None:
+    stack = yaml.safe_load((ROOT / "deploy" / "stack.yml").read_text())
+    services = stack["services"]
+    assert set(services) == {"db", "redis", "api", "balancer"}
+    api = services["api"]
+    assert api["image"] == "${IMAGE:-recommender:latest}"
+    assert api["deploy"]["replicas"] == "${REPLICAS:-2}"
+    assert set(api["secrets"]) == {"session_password", "jwt_secret_key"}
+    assert stack["secrets"] == {"session_password": {"external": True}, "jwt_secret_key": {"external": True}}
+    assert "SESSION_PASSWORD" not in api["environment"] and "JWT_SECRET_KEY" not in api["environment"]
+    update = api["deploy"]["update_config"]
+    assert (update["order"], update["failure_action"]) == ("start-first", "rollback")
+    assert services["balancer"]["ports"] == [{"target": 80, "published": "${PORT:-8080}", "mode": "host"}]
+    assert services["db"]["deploy"]["placement"]["constraints"] == ["node.labels.recommender.db == true"]
+    assert {service["deploy"]["endpoint_mode"] for service in services.values()} == {"dnsrr"}
+    for config in stack["configs"].values():
+        assert (ROOT / "deploy" / config["file"]).is_file()
 
 
 def test_the_pipeline_tests_then_builds_then_deploys_by_hand() -> None:
@@ -93,7 +126,8 @@ def test_the_pipeline_tests_then_builds_then_deploys_by_hand() -> None:
         "Deploy",
     ]
     assert "postgres" in steps[0]["services"]
-    assert any("make test" in line for line in steps[0]["script"])
+    assert any('pytest -m "not docker"' in line for line in steps[0]["script"])
+    assert "redis" in steps[0]["services"]
     assert any(line.startswith("docker build") for line in steps[1]["script"])
     assert steps[2]["trigger"] == "manual"
     assert any("deploy-docker.py" in line and line.rstrip().endswith(" -") for line in steps[2]["script"])

@@ -98,19 +98,20 @@ def test_scores_from_one_segment_move_that_segment_and_barely_the_others(
     assert metadata["feedback"] == {"database": database, "scores": 1200, "weight": 1}
 
 
-def test_the_online_view_counts_scores_per_model_version(tmp_path: Path) -> None:
+def test_the_online_view_counts_scores_per_model_version_and_by_reasons_shown(tmp_path: Path) -> None:
     database = sqlite_url(tmp_path / "log.sqlite3")
     log = RecommendationLog(make_engine(database))
     log.create_tables()
     titles = ["Heat (1995)", "Fargo (1996)"]
-    for version, given in (("a" * 64, [5, 4, 2]), ("b" * 64, [1])):
-        for score in given:
+    for version, given in (("a" * 64, [(5, True), (4, False), (2, True)]), ("b" * 64, [(1, False)])):
+        for score, explain in given:
             recommendation = log.record_recommendation(
-                age=30, gender="F", occupation="writer", max_recs=2, titles=titles, model_version=version
-            )
+                age=30, gender="F", occupation="writer", max_recs=2, titles=titles, model_version=version,
+                explain=explain,
+            )  # fmt: skip
             log.record_score(recommendation_id=recommendation, movie=titles[0], score=score)
     log.record_recommendation(
-        age=70, gender="M", occupation="retired", max_recs=2, titles=titles, model_version="b" * 64
+        age=70, gender="M", occupation="retired", max_recs=2, titles=titles, model_version="b" * 64, explain=True
     )
     log.engine.dispose()
 
@@ -119,8 +120,21 @@ def test_the_online_view_counts_scores_per_model_version(tmp_path: Path) -> None
     assert versions["a" * 64] == {
         "recommendations_served": 3, "recommendations_scored": 3, "scores": 3,
         "mean_score": pytest.approx(11 / 3), "share_4_or_5": pytest.approx(2 / 3), "segments": {},
+        "reasons": {
+            "shown": {"recommendations_served": 2, "recommendations_scored": 2, "scores": 2, "mean_score": 3.5,
+                      "share_4_or_5": 0.5},
+            "not shown": {"recommendations_served": 1, "recommendations_scored": 1, "scores": 1, "mean_score": 4.0,
+                          "share_4_or_5": 1.0},
+        },
     }  # fmt: skip
     assert versions["b" * 64]["recommendations_served"] == 2
     assert versions["b" * 64]["share_4_or_5"] == 0.0
+    assert versions["b" * 64]["reasons"]["shown"] == {
+        "recommendations_served": 1, "recommendations_scored": 0, "scores": 0, "mean_score": None,
+        "share_4_or_5": None,
+    }  # fmt: skip
     assert "| aaaaaaaaaaaa | 3 | 3 | 3 | 3.67 | 0.667 |" in table
+    assert "| aaaaaaaaaaaa | shown | 2 | 2 | 2 | 3.50 | 0.500 |" in table
+    assert "| aaaaaaaaaaaa | not shown | 1 | 1 | 1 | 4.00 | 1.000 |" in table
+    assert "| bbbbbbbbbbbb | shown | 1 | 0 | 0 | - | - |" in table
     assert (tmp_path / "reports" / "online.png").read_bytes().startswith(b"\x89PNG")

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from app.journal import Journal
@@ -28,21 +30,64 @@ def test_reading_stops_at_the_last_complete_line(tmp_path: Path) -> None:
     assert Journal.read_from(path, end) == ([], end)
 
 
-def test_a_finished_file_of_an_exited_writer_is_removed(tmp_path: Path) -> None:
-    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    finished = tmp_path / f"{exited.stdout.strip()}-1.jsonl"
-    finished.write_bytes(b'{"id": "a"}\n')
+WRITER = """
+import sys, time
+from pathlib import Path
+from app.journal import Journal
+Journal(Path(sys.argv[1])).append({"id": "a"})
+print("written", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def start_writer(directory: Path, lifetime: float) -> subprocess.Popen:
+    """Another process (as a worker of another container would be) that writes one line, then lives a while."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(directory), str(lifetime)], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout.readline() == "written\n"
+    writer.stdout.close()
+    return writer
+
+
+def test_a_finished_file_is_kept_while_its_writer_lives_and_removed_once_it_is_killed(tmp_path: Path) -> None:
+    writer = start_writer(tmp_path, lifetime=60)
+    (finished,) = tmp_path.glob("*.jsonl")
+    Journal.remove_if_finished(finished, finished.stat().st_size)
+    assert finished.exists()
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
     Journal.remove_if_finished(finished, finished.stat().st_size)
     assert not finished.exists()
 
 
-def test_a_file_is_kept_while_its_writer_lives_or_lines_are_unread(tmp_path: Path) -> None:
-    journal = Journal(tmp_path)
+def test_a_file_is_kept_while_its_lines_are_unread_whoever_wrote_it(tmp_path: Path) -> None:
+    start_writer(tmp_path, lifetime=0).wait()
+    (unread,) = tmp_path.glob("*.jsonl")
+    Journal.remove_if_finished(unread, 0)
+    assert unread.exists()
+    journal = Journal(tmp_path / "mine")
     journal.append({"id": "a"})
-    (mine,) = tmp_path.glob("*.jsonl")
+    (mine,) = (tmp_path / "mine").glob("*.jsonl")
     Journal.remove_if_finished(mine, mine.stat().st_size)
     assert mine.exists()
-    unread = tmp_path / "999999999-1.jsonl"
-    unread.write_bytes(b'{"id": "a"}\n{"id": "b"}\n')
-    Journal.remove_if_finished(unread, 5)
-    assert unread.exists()
+
+
+def test_a_forked_writer_does_not_keep_its_parents_file_looking_alive(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append({"id": "parent"})
+    (parents,) = tmp_path.glob("*.jsonl")
+    child = os.fork()
+    if child == 0:  # the child writes a file of its own, then waits to be killed
+        journal.append({"id": "child"})
+        time.sleep(60)
+        os._exit(0)
+    try:
+        while len(list(tmp_path.glob("*.jsonl"))) < 2:
+            time.sleep(0.01)
+        os.close(journal._descriptor)  # the parent is done with its file; the child still lives
+        Journal.remove_if_finished(parents, parents.stat().st_size)
+        assert not parents.exists()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)

@@ -6,12 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from app.data import Dataset
+from app.model import RelevanceForest
 from app.recommender import MODEL_FILE_NAME
-from app.train import TEST_DATA_FILE_NAME
+from app.train import TEST_DATA_FILE_NAME, train
 
 SCRIPT = Path(__file__).parent / "run_accuracy_tests.py"
+NO_USERS = '"ranking": {"k": 10, "users": [], "most_rated_4plus": []}}'
+UNKNOWN_MOVIE = '{"data": [[30, "M", "writer", 999999]], "target": [1], "expected_score": 0.1, ' + NO_USERS
 
 
 def run_check(*arguments: str | Path) -> subprocess.CompletedProcess:
@@ -23,6 +28,41 @@ def test_a_model_on_its_own_test_data_passes(synthetic_model_dir: Path) -> None:
     result = run_check(synthetic_model_dir / MODEL_FILE_NAME, synthetic_model_dir / TEST_DATA_FILE_NAME)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("accuracy check passed")
+    assert "ranking gate passed: NDCG@10" in result.stdout
+
+
+def test_a_model_that_ranks_below_popularity_fails_the_gate(synthetic_model_dir: Path, tmp_path: Path) -> None:
+    """The same model against a popularity list that happens to be each held-out user's own likes."""
+    test_data = json.loads((synthetic_model_dir / TEST_DATA_FILE_NAME).read_text())
+    (user,) = [user for user in test_data["ranking"]["users"] if user["liked"]][:1]
+    test_data["ranking"]["users"] = [user]
+    test_data["ranking"]["most_rated_4plus"] = (user["liked"] * 10)[:10]
+    (tmp_path / "popular.json").write_text(json.dumps(test_data))
+    result = run_check(synthetic_model_dir / MODEL_FILE_NAME, tmp_path / "popular.json")
+    assert result.returncode == 1
+    assert "ranking gate FAILED: NDCG@10" in result.stderr
+
+
+@pytest.mark.dataset
+def test_the_gate_passes_the_real_model_and_fails_a_forest_trained_on_shuffled_targets(
+    real_data_dir: Path, real_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = run_check(real_model_dir / MODEL_FILE_NAME, real_model_dir / TEST_DATA_FILE_NAME)
+    assert real.returncode == 0, real.stderr
+    assert "ranking gate passed" in real.stdout
+    fit = RelevanceForest.fit
+
+    def fit_on_shuffled_targets(forest: RelevanceForest, training: Dataset) -> RelevanceForest:
+        shuffled = np.random.RandomState(0).permutation(training.ratings["rating"].to_numpy())
+        return fit(forest, Dataset(training.users, training.movies, training.ratings.assign(rating=shuffled)))
+
+    monkeypatch.setattr(RelevanceForest, "fit", fit_on_shuffled_targets)
+    train(real_data_dir, tmp_path, seed=1)
+    poor = run_check(tmp_path / MODEL_FILE_NAME, tmp_path / TEST_DATA_FILE_NAME)
+    # Made together, the poor model and its test file pass the R^2 check: the gate is what stops it.
+    assert "accuracy check passed: R^2" in poor.stdout
+    assert poor.returncode == 1
+    assert "ranking gate FAILED" in poor.stderr, poor.stdout + poor.stderr
 
 
 def test_a_score_below_the_expected_one_fails(synthetic_model_dir: Path, tmp_path: Path) -> None:
@@ -50,8 +90,9 @@ def test_the_tolerance_admits_a_slightly_lower_score(synthetic_model_dir: Path, 
         ("[1, 2]", "must be an object with data, target and expected_score"),
         ('{"data": [], "target": [], "expected_score": 0.1}', "non-empty lists of the same length"),
         ('{"data": [[1, "M", "writer", 1]], "target": [1], "expected_score": "high"}', "finite number"),
-        ('{"data": [[30, "M", "writer", 999999]], "target": [1], "expected_score": 0.1}', "unknown movie_id"),
-        ('{"data": [[30, "M"]], "target": [1], "expected_score": 0.1}', "accuracy check:"),
+        ('{"data": [[1, "M", "writer", 1]], "target": [1], "expected_score": 0.1}', "has no ranking check"),
+        (UNKNOWN_MOVIE, "unknown movie_id"),
+        ('{"data": [[30, "M"]], "target": [1], "expected_score": 0.1, ' + NO_USERS, "accuracy check:"),
     ],
 )
 def test_a_missing_or_malformed_test_file_is_one_clear_line(

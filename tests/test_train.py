@@ -30,6 +30,7 @@ def test_metadata_records_the_model_checksum_data_and_settings(
     assert {"scikit-learn", "numpy", "python"} <= metadata["libraries"].keys()
     assert metadata["hyper_parameters"]["min_samples_leaf"] == 200
     assert metadata["metrics"]["test_rows"] > 0
+    assert metadata["reasons"]["min_raters"] == 20 and metadata["reasons"]["distinct"] > 0
 
 
 def test_test_data_holds_rows_of_users_kept_out_of_training(synthetic_model_dir: Path) -> None:

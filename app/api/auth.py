@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 
-from app.auth import count_login_attempt, issue_token, password_matches, require_token
+from app.auth import client_address, issue_token, login_limit, password_matches, require_token
 from app.errors import APIError
 from app.schemas import LoginRequest, Message, TokenResponse, parse_body
 
@@ -13,10 +13,12 @@ bp = Blueprint("auth", __name__)
 
 @bp.post("/api/login")
 def login() -> dict:
-    count_login_attempt()
+    address = client_address()
+    login_limit().check(address)
     body = parse_body(LoginRequest)
     if not password_matches(body.session_password, current_app.config["SESSION_PASSWORD"]):
-        current_app.logger.warning("refused login from %s: wrong password", request.remote_addr)
+        login_limit().count_failure(address)
+        current_app.logger.warning("refused login from %s: wrong password", address)
         raise APIError("wrong password", 401)
     return TokenResponse(access_token=issue_token()).model_dump()
 

@@ -8,9 +8,11 @@ from flask import Blueprint
 from pydantic.json_schema import models_json_schema
 
 from app.schemas import (
+    ExplainedRecommendResponse,
     HealthResponse,
     LoginRequest,
     Message,
+    Reason,
     RecommendRequest,
     RecommendResponse,
     ScoreRequest,
@@ -20,14 +22,24 @@ from app.schemas import (
 
 bp = Blueprint("openapi", __name__)
 
-MODELS = (Message, LoginRequest, TokenResponse, RecommendRequest, RecommendResponse, ScoreRequest, HealthResponse)
+MODELS = (
+    Message,
+    LoginRequest,
+    TokenResponse,
+    RecommendRequest,
+    RecommendResponse,
+    Reason,
+    ExplainedRecommendResponse,
+    ScoreRequest,
+    HealthResponse,
+)
 ERRORS = {
     400: "invalid body: the message names the field",
     401: "missing, expired or invalid token (at /api/login: the wrong password)",
     413: "body too large",
     415: "the body is not sent as application/json",
-    429: "too many login attempts from this address: wait Retry-After seconds",
-    503: "the database is unavailable",
+    429: "too many failed login attempts from this address: wait Retry-After seconds",
+    503: "a store the service needs is unavailable (the database; at /api/login, the login limit's)",
 }
 
 
@@ -67,8 +79,8 @@ def health_operation() -> dict:
 def recommend_operation() -> dict:
     document = operation(
         "recommend",
-        "Recommend movies to a new user",
-        ref(RecommendResponse),
+        "Recommend movies to a new user, with a reason for each when explain is true",
+        {"oneOf": [ref(RecommendResponse), ref(ExplainedRecommendResponse)]},
         (*BODY_ERRORS, 401, 503),
         RecommendRequest,
     )
@@ -94,7 +106,13 @@ def metrics_operation() -> dict:
     return {
         "operationId": "metrics",
         "summary": "Prometheus metrics of all workers",
-        "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        "responses": {
+            "200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "401": {
+                "description": "METRICS_TOKEN is set and the request does not carry it as 'Bearer <token>'",
+                "content": json_content(ref(Message)),
+            },
+        },
     }
 
 
@@ -110,7 +128,7 @@ def build_document() -> dict:
                 "login",
                 "Trade the session password for a token",
                 ref(TokenResponse),
-                (*BODY_ERRORS, 401, 429),
+                (*BODY_ERRORS, 401, 429, 503),
                 LoginRequest,
             )
         },

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from app.auth import require_token
 from app.errors import APIError
-from app.recommender import Recommender
+from app.recommender import JSON_SEPARATORS, Recommender
 from app.schemas import RecommendRequest, RecommendResponse, ScoreRequest, parse_body
 from app.store import RecommendationLog, ScoreRejected
 from app.telemetry import RECOMMENDATIONS, SCORES
@@ -24,15 +24,26 @@ def recommendation_log() -> RecommendationLog:
 
 @bp.post("")
 @require_token
-def recommend() -> dict:
+def recommend() -> dict | Response:
     asked = parse_body(RecommendRequest)
     model = recommender()
-    titles = model.recommend(asked.age, asked.gender, asked.occupation, asked.max_recs)
+    person = (asked.age, asked.gender, asked.occupation, asked.max_recs)
+    titles = model.recommend(*person)
     recommendation_id = recommendation_log().record_recommendation(
         **asked.model_dump(), titles=titles, model_version=model.version
     )
     RECOMMENDATIONS.inc()
-    return RecommendResponse(recommendations=titles, id=recommendation_id).model_dump()
+    answer = RecommendResponse(recommendations=titles, id=recommendation_id).model_dump()
+    if asked.explain:
+        return with_reasons(answer, model.reasons_json(*person))
+    return answer
+
+
+def with_reasons(answer: dict, reasons_json: str) -> Response:
+    """The answer and its reasons (schemas.ExplainedRecommendResponse), spliced in as the model serialized them
+    at load: validating and serializing ten reasons per request took 43 us against 9 us for the plain answer."""
+    body = current_app.json.dumps(answer, separators=JSON_SEPARATORS)
+    return current_app.response_class(f'{body[:-1]},"reasons":{reasons_json}}}', mimetype="application/json")
 
 
 @bp.post("/score")

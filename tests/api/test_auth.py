@@ -14,8 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.config import Settings
+from app.config import ConfigError, Settings
 from tests.api.conftest import JWT_SECRET, PASSWORD
+from tests.servers import free_port
 
 
 def test_login_with_the_password_gives_a_token(client: FlaskClient) -> None:
@@ -144,8 +145,32 @@ def test_login_attempts_over_the_limit_are_429_with_retry_after(settings: Settin
     assert statuses == [401, 401, 401]
     refused = client.post("/api/login", json={"session_password": PASSWORD})
     assert refused.status_code == 429
-    assert refused.get_json() == {"message": "too many login attempts: wait and try again"}
+    assert refused.get_json() == {"message": "too many failed login attempts: wait and try again"}
     assert 0 < int(refused.headers["Retry-After"]) <= 60
+
+
+def test_successful_logins_do_not_count_so_an_office_behind_one_address_is_never_locked_out(
+    settings: Settings,
+) -> None:
+    client = limited_client(settings)
+    assert {client.post("/api/login", json={"session_password": PASSWORD}).status_code for _ in range(20)} == {200}
+    statuses = [client.post("/api/login", json={"session_password": "guess"}).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_a_login_limit_store_that_is_away_answers_503_and_says_so(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = limited_client(settings, rate_limit_storage_uri=f"redis://127.0.0.1:{free_port()}")
+    refused = client.post("/api/login", json={"session_password": PASSWORD})
+    assert refused.status_code == 503
+    assert refused.get_json() == {"message": "logins cannot be checked right now; try again shortly"}
+    assert "the login limit's store is unavailable" in caplog.text
+
+
+def test_an_unknown_login_limit_store_stops_the_service_at_start(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="^RATELIMIT_STORAGE_URI='mongo://x' cannot be used .*: set it to memory://"):
+        create_app(Settings(**{**vars(settings), "rate_limit_storage_uri": "mongo://x"}))
 
 
 def test_a_forged_forwarded_header_does_not_escape_the_limit_when_reached_directly(settings: Settings) -> None:
@@ -186,6 +211,7 @@ def test_servers_sharing_redis_share_the_login_limit(settings: Settings) -> None
     first, second = limited_client(settings, **key), limited_client(settings, **key)
     redis.Redis.from_url(storage).flushdb()
     assert first.post("/api/login", json={"session_password": "guess"}).status_code == 401
+    assert second.post("/api/login", json={"session_password": PASSWORD}).status_code == 200
     assert second.post("/api/login", json={"session_password": "guess"}).status_code == 401
     assert first.post("/api/login", json={"session_password": PASSWORD}).status_code == 429
     assert second.post("/api/login", json={"session_password": PASSWORD}).status_code == 429

@@ -55,6 +55,36 @@ def test_every_recommendation_is_recorded(app: Flask, client: FlaskClient, auth_
     assert row["created_at"] is not None
 
 
+@pytest.mark.parametrize("explain", [None, False])
+def test_without_explain_the_answer_is_the_seeds(client: FlaskClient, auth_headers: dict, explain: bool | None) -> None:
+    answer = recommend(client, auth_headers) if explain is None else recommend(client, auth_headers, explain=explain)
+    assert set(answer) == {"recommendations", "id"}
+
+
+@pytest.mark.parametrize("gender", ["M", "F", "O"])
+def test_explain_answers_a_reason_per_title_in_order(
+    app: Flask, client: FlaskClient, auth_headers: dict, gender: str
+) -> None:
+    answer = recommend(client, auth_headers, gender=gender, max_recs=7, explain=True)
+    assert set(answer) == {"recommendations", "id", "reasons"}
+    assert answer["recommendations"] == app.extensions["recommender"].recommend(30, gender, "writer", 7)
+    assert answer["reasons"] == app.extensions["recommender"].reasons(30, gender, "writer", 7)
+    assert len(answer["reasons"]) == 7
+    for title, reason in zip(answer["recommendations"], answer["reasons"], strict=True):
+        assert set(reason) == {"text", "segment", "raters", "positive_share", "genres", "year"}
+        assert reason["raters"] >= 1
+        assert f"of the {reason['raters']} {reason['segment']} who rated it" in reason["text"]
+        assert title.endswith(f"({reason['year']})")
+
+
+def test_a_recorded_recommendation_keeps_whether_reasons_were_shown(
+    app: Flask, client: FlaskClient, auth_headers: dict
+) -> None:
+    shown = recommend(client, auth_headers, explain=True)["id"]
+    not_shown = recommend(client, auth_headers)["id"]
+    assert {row["id"]: row["explain"] for row in stored(app, recommendations)} == {shown: True, not_shown: False}
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -80,6 +110,9 @@ def test_every_recommendation_is_recorded(app: Flask, client: FlaskClient, auth_
         ({"max_recs": 5.0}, "max_recs"),
         ({"max_recs": "5"}, "max_recs"),
         ({"max_recs": None}, "max_recs"),
+        ({"explain": "true"}, "explain"),
+        ({"explain": 1}, "explain"),
+        ({"explain": None}, "explain"),
         ({"favourite": "Heat"}, "favourite"),
     ],
 )

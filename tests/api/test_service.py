@@ -4,8 +4,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app import create_app
 from app.api.health import WELCOME
 from app.api.openapi import build_document
+from app.config import Settings
 from app.store import RecommendationLog, make_engine
 
 UNREACHABLE_DATABASE = "sqlite:////nonexistent/dir/db.sqlite3"
@@ -122,3 +124,14 @@ def test_metrics_count_requests_recommendations_scores_and_the_model(
     assert "recommendations_served_total" in text
     assert "scores_recorded_total" in text
     assert f'model_info{{version="{app.extensions["recommender"].version}"}} 1.0' in text
+
+
+def test_with_a_metrics_token_metrics_answer_only_requests_that_carry_it(settings: Settings) -> None:
+    client = create_app(Settings(**{**vars(settings), "metrics_token": "scraper-secret"})).test_client()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scraper-secret"}):
+        refused = client.get("/metrics", headers=headers)
+        assert refused.status_code == 401
+        assert refused.get_json()["message"].startswith("/metrics needs the metrics token")
+    allowed = client.get("/metrics", headers={"Authorization": "Bearer scraper-secret"})
+    assert allowed.status_code == 200
+    assert "http_requests_total" in allowed.get_data(as_text=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -56,12 +57,14 @@ def group_is_gone(process: subprocess.Popen) -> bool:
     return False
 
 
-def start_stack(model_path: Path, work_dir: Path, database_url: str | None = None) -> tuple[str, subprocess.Popen]:
+def start_stack(
+    model_path: Path, work_dir: Path, database_url: str | None = None, **settings: str
+) -> tuple[str, subprocess.Popen]:
     port = free_port()
     with (work_dir / "stack.log").open("a") as log:
         process = subprocess.Popen(
             [str(ROOT / "deploy" / "run-stack")],
-            env=stack_environ(model_path, work_dir, port, database_url),
+            env={**stack_environ(model_path, work_dir, port, database_url), **settings},
             stdout=log,
             stderr=log,
             start_new_session=True,
@@ -238,13 +241,68 @@ def test_the_image_health_check_passes_on_a_healthy_stack_and_fails_without_one(
     stack: tuple[str, subprocess.Popen],
 ) -> None:
     """The Dockerfile's HEALTHCHECK command, run here against run-stack on the port it is given."""
-    healthcheck = re.search(r"^\s+CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.MULTILINE).group(1)
-    command = [sys.executable if part == "python" else part for part in json.loads(healthcheck)]
     url, process = stack
     port = url.rsplit(":", 1)[1]
-    assert subprocess.run(command, env={**os.environ, "PORT": port}, capture_output=True).returncode == 0
+    assert run_image_health_check(port).returncode == 0
     stop(process)
-    assert subprocess.run(command, env={**os.environ, "PORT": port}, capture_output=True).returncode != 0
+    assert run_image_health_check(port).returncode != 0
+
+
+def run_image_health_check(port: str | int) -> subprocess.CompletedProcess:
+    healthcheck = re.search(r"^HEALTHCHECK .* CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.MULTILINE).group(1)
+    command = [sys.executable if part == "python" else part for part in json.loads(healthcheck)]
+    return subprocess.run(command, env={**os.environ, "PORT": str(port)}, cwd=ROOT, capture_output=True)
+
+
+@pytest.mark.repository
+@pytest.mark.parametrize(
+    ("status", "report", "healthy"),
+    [
+        (503, {"status": "unavailable", "model": "ok", "database": "unavailable"}, True),
+        (503, {"status": "unavailable", "model": "unavailable", "database": "ok"}, False),
+        (502, {"message": "the service is not available; try again shortly"}, False),
+    ],
+)
+def test_the_image_health_check_counts_the_model_not_a_database_that_is_away(
+    status: int, report: dict, healthy: bool
+) -> None:
+    """Swarm replaces unhealthy tasks: a database that is away must not make every API task be replaced."""
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(report).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            assert (run_image_health_check(server.server_address[1]).returncode == 0) is healthy
+        finally:
+            server.shutdown()
+
+
+def test_a_stop_while_a_worker_still_loads_the_app_is_clean(synthetic_model_dir: Path, tmp_path: Path) -> None:
+    """A stop signal that reaches a worker still loading the app (lazy-apps) is lost by uwsgi; the worker's
+    mercy (uwsgi.ini) ends it within seconds instead of run-stack killing uwsgi after its grace."""
+    (tmp_path / "slow_main.py").write_text(
+        "import time\nimport uwsgi\nfrom main import app\nif uwsgi.worker_id() == 2:\n    time.sleep(60)\n"
+    )
+    _, process = start_stack(
+        synthetic_model_dir / MODEL_FILE_NAME, tmp_path, APP_MODULE="slow_main", PYTHONPATH=str(tmp_path)
+    )
+    try:
+        started = time.monotonic()
+        assert stop(process) == 0, (tmp_path / "stack.log").read_text()[-2000:]
+        assert time.monotonic() - started < 20
+    finally:
+        kill_group(process)
 
 
 def test_an_ordinary_user_can_run_the_stack(synthetic_model_dir: Path) -> None:
@@ -275,10 +333,12 @@ def test_an_ordinary_user_can_run_the_stack(synthetic_model_dir: Path) -> None:
 
 
 def test_nginx_answers_in_json_when_uwsgi_is_not_there(tmp_path: Path) -> None:
-    """deploy/nginx.conf.template alone, with no uwsgi behind its socket: its own 502 is JSON too."""
+    """deploy/nginx.conf.template alone, with no uwsgi behind its socket: its own 502 and 413 are JSON too,
+    with the app's protective headers."""
     port = free_port()
     conf = (ROOT / "deploy" / "nginx.conf.template").read_text()
     conf = conf.replace("${PORT}", str(port)).replace("${RUNTIME_DIR}", str(tmp_path))
+    conf = conf.replace("${DEPLOY_DIR}", str(ROOT / "deploy"))
     (tmp_path / "nginx.conf").write_text(conf)
     nginx = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"], stderr=subprocess.DEVNULL)
     try:
@@ -290,9 +350,37 @@ def test_nginx_answers_in_json_when_uwsgi_is_not_there(tmp_path: Path) -> None:
             except requests.ConnectionError:
                 assert time.monotonic() < deadline, "nginx did not start"
                 time.sleep(0.1)
+        too_large = requests.post(f"http://127.0.0.1:{port}/api/login", data=b"x" * 17 * 1024, timeout=2)
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
     assert answer.status_code == 502
     assert answer.json() == {"message": "the service is not available; try again shortly"}
     assert answer.headers["Server"] == "nginx"
+    assert too_large.status_code == 413
+    assert too_large.json() == {"message": "the body is too large"}
+    for own_answer in (answer, too_large):
+        assert own_answer.headers["Content-Type"] == "application/json"
+        assert own_answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert own_answer.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+def test_a_healthy_start_and_stop_write_nothing_to_standard_error(synthetic_model_dir: Path, tmp_path: Path) -> None:
+    """A log collector takes standard error as errors (docker's journald driver: priority 3): uwsgi's banner
+    and the app's lines go to standard output, the app's lines with their level."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(ROOT / "deploy" / "run-stack")],
+        env=stack_environ(synthetic_model_dir / MODEL_FILE_NAME, tmp_path, port),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", process, seconds=60)
+        process.send_signal(signal.SIGTERM)
+        output, errors = process.communicate(timeout=90)
+    finally:
+        kill_group(process)
+    assert process.returncode == 0, errors + output[-3000:]
+    assert errors == ""
+    assert "Starting uWSGI" in output
+    assert re.search(r"^\d{4}-\d\d-\d\d \S+ INFO app\.requests \[\w+\] GET /health 200", output, re.MULTILINE)

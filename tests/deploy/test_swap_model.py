@@ -95,8 +95,9 @@ def test_a_swap_under_load_fails_no_request_and_serves_the_new_version(
     engine.dispose()
     assert versions[0] == old_version
     assert versions[-1] == new_version
-    # Once the new model answers, it answers everything.
-    assert set(versions[versions.index(new_version) :]) == {new_version}
+    # The workers are replaced one at a time, so the two versions answer side by side for a moment;
+    # once the reload is over (the last second of load), only the new one answers.
+    assert set(versions[-20:]) == {new_version}
 
 
 def test_a_model_that_fails_its_checks_is_refused_and_the_old_one_keeps_serving(served: Path, tmp_path: Path) -> None:

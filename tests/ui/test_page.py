@@ -92,9 +92,17 @@ def test_the_whole_flow_sign_in_ask_score_sign_out(page: Page, server: tuple[str
     expect(page.locator("#error")).to_be_hidden()
     shown = [title.strip() for title in page.locator("#recommendations li .title").all_inner_texts()]
     token = requests.post(f"{url}/api/login", json={"session_password": PASSWORD}, timeout=5).json()["access_token"]
-    asked = {"age": 34, "gender": "F", "occupation": "writer", "max_recs": 5}
+    asked = {"age": 34, "gender": "F", "occupation": "writer", "max_recs": 5, "explain": True}
     answer = requests.post(f"{url}/api/recommend", json=asked, headers={"Authorization": f"Bearer {token}"}, timeout=5)
     assert shown == answer.json()["recommendations"]
+    reasons = answer.json()["reasons"]
+    assert page.locator("#recommendations li .reason").all_inner_texts() == [reason["text"] for reason in reasons]
+    assert page.locator("#recommendations li .facts").all_inner_texts() == [
+        f"{', '.join(reason['genres'])} · {reason['year']}" if reason["genres"] else str(reason["year"])
+        for reason in reasons
+    ]
+    # Readable at a phone's width: nothing runs off the side.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     snapshot(page, "5-recommendations")
 
     first = items.nth(0)
@@ -130,9 +138,16 @@ def test_the_flow_works_with_the_keyboard_alone(page: Page) -> None:
     expect(page.locator("#age")).to_be_focused()
     page.keyboard.press("Enter")  # submits the form with its defaults
     expect(page.locator("#recommendations li")).to_have_count(10)
+    expect(page.locator("#recommendations li .reason")).to_have_count(10)
     page.locator('#recommendations li button[data-score="5"]').first.focus()
     page.keyboard.press("Enter")
     expect(page.locator("#recommendations li .saved").first).to_have_text("Saved: 5/5")
+    # A screen reader announces each title's reason with its score buttons.
+    group = page.locator("#recommendations li .scores").first
+    described_by = group.get_attribute("aria-describedby")
+    assert (
+        page.locator(f"#{described_by}").inner_text() == page.locator("#recommendations li .reason").first.inner_text()
+    )
 
 
 def test_every_control_has_a_label(page: Page) -> None:

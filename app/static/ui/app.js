@@ -103,14 +103,29 @@ function scoreButtons(recommendationId, title, item) {
   return group;
 }
 
+// Why the title: the API's reason, then the film's genres and year.
+function reasonLines(reason, id) {
+  const why = document.createElement("p");
+  why.className = "reason";
+  why.id = id;
+  why.textContent = reason.text;
+  const facts = document.createElement("p");
+  facts.className = "facts";
+  facts.textContent = [reason.genres.join(", "), reason.year].filter(Boolean).join(" · ");
+  return [why, facts];
+}
+
 function showRecommendations(answer) {
   const list = element("recommendations");
-  list.replaceChildren(...answer.recommendations.map((title) => {
+  list.replaceChildren(...answer.recommendations.map((title, index) => {
     const item = document.createElement("li");
     const name = document.createElement("span");
     name.className = "title";
     name.textContent = title;
-    item.append(name, scoreButtons(answer.id, title, item));
+    const reasonId = `reason-${index}`;
+    const scores = scoreButtons(answer.id, title, item);
+    scores.setAttribute("aria-describedby", reasonId);
+    item.append(name, ...reasonLines(answer.reasons[index], reasonId), scores);
     return item;
   }));
   element("results-title").hidden = false;
@@ -142,6 +157,7 @@ function setUp() {
         gender: element("gender").value,
         occupation: element("occupation").value,
         max_recs: asWholeNumber(element("max-recs").value),
+        explain: true,
       });
       showRecommendations(answer);
     });

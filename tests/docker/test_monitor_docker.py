@@ -1,12 +1,11 @@
-"""monitor-docker.py against a real journald (started here, as root) and a real SMTP server (aiosmtpd)."""
+"""monitor-docker.py against a real journald (started when absent, as root) and a real SMTP server (aiosmtpd);
+last, following the service's own container on the real engine."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -17,24 +16,19 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from sqlalchemy import create_engine, make_url, text
 
-ROOT = Path(__file__).resolve().parent.parent
-JOURNALD = Path("/lib/systemd/systemd-journald")
-JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
+from tests.docker.conftest import load_script, wait_for_health
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.repository
 
 
-def load_monitor():
-    spec = importlib.util.spec_from_file_location("monitor_docker", ROOT / "monitor-docker.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-monitor = load_monitor()
+monitor = load_script("monitor-docker.py", "monitor_docker")
 
 
 def line(level: str, text: str) -> str:
@@ -80,26 +74,6 @@ def test_traceback_lines_continue_the_error_before_them() -> None:
 # The daemon for real.
 
 
-@pytest.fixture(scope="module")
-def journald() -> Iterator[None]:
-    """A real systemd-journald (not running on these machines until started), stopped afterwards."""
-    if subprocess.run(["pgrep", "-x", "systemd-journal"], capture_output=True).returncode == 0:
-        yield  # one runs already (a machine with systemd): use it
-        return
-    if os.geteuid() != 0 or not JOURNALD.exists():
-        pytest.fail("these tests start systemd-journald, which needs root and the systemd package")
-    JOURNAL_SOCKET.parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([str(JOURNALD)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not JOURNAL_SOCKET.exists():
-        assert time.monotonic() < deadline, "journald did not start"
-        time.sleep(0.05)
-    yield
-    process.terminate()
-    process.wait(timeout=10)
-    subprocess.run(["rm", "-rf", str(JOURNAL_SOCKET.parent)], check=True)
-
-
 def write_journal(container: str, message: str, priority: int = 3) -> None:
     """An entry with the fields docker's journald log driver writes."""
     fields = f"CONTAINER_NAME={container}\nPRIORITY={priority}\nSYSLOG_IDENTIFIER={container}\nMESSAGE={message}\n"
@@ -120,12 +94,6 @@ class Inbox:
     def alert_lines(self) -> list[str]:
         """The service's lines in the emails, without the journal time and level the monitor puts first."""
         return [text.split(" ", 3)[3] for body in self.bodies() for text in body.splitlines() if " app [-] " in text]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_smtp(port: int, inbox: Inbox, **options: object) -> Controller:
@@ -321,3 +289,73 @@ def test_starttls_and_login_with_is_secure(container, run_monitor, tmp_path: Pat
     finally:
         controller.stop()
     assert logins == [(b"ops@example.test", b"s3cret")]
+
+
+# The service's own container on the real engine, logging to journald.
+
+
+@pytest.fixture
+def outage_database(postgres_url: str) -> Iterator[tuple[str, Callable[[bool], None]]]:
+    """(URL, switch) of a database of its own on the local PostgreSQL; switch(False) makes it refuse
+    connections and ends the open ones, as an outage would; switch(True) ends the outage."""
+    server = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    name = f"monitored_{uuid.uuid4().hex[:8]}"
+    with server.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+
+    def switch(allowed: bool) -> None:
+        with server.connect() as connection:
+            connection.execute(text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {str(allowed).lower()}"))
+            if not allowed:
+                connection.execute(
+                    text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+                )
+
+    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False), switch
+    with server.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    server.dispose()
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("journald")
+def test_the_service_container_mails_its_error_once_and_nothing_for_a_start_or_a_stop(
+    image: str, smtp, run_monitor, outage_database
+) -> None:
+    port, inbox = smtp
+    database_url, switch_database = outage_database
+    name = f"test-monitored-{uuid.uuid4().hex[:8]}"
+    web_port = free_port()
+    url = f"http://127.0.0.1:{web_port}"
+    process = run_monitor(name, port, "--window", "2")
+    try:
+        # The host's network, so that the container reaches the PostgreSQL on the host's loopback.
+        subprocess.run(
+            ["docker", "run", "--detach", "--name", name, "--network", "host", "--log-driver", "journald",
+             "--env", f"PORT={web_port}", "--env", f"DATABASE_URL={database_url}",
+             "--env", "SESSION_PASSWORD=monitored", image],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        wait_for_health(url)
+        time.sleep(4)  # longer than the window: a healthy start has had its chance to mail
+        assert inbox.messages == []
+
+        token = requests.post(f"{url}/api/login", json={"session_password": "monitored"}, timeout=5).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        answer = requests.post(f"{url}/api/recommend", json={"age": 30, "gender": "F", "occupation": "writer"},
+                               headers=headers, timeout=5).json()  # fmt: skip
+        switch_database(False)
+        score = {"id": answer["id"], "movie": answer["recommendations"][0], "score": 4}
+        assert requests.post(f"{url}/api/recommend/score", json=score, headers=headers, timeout=10).status_code == 503
+        wait_for(lambda: len(inbox.messages) == 1, seconds=30)
+        switch_database(True)
+
+        subprocess.run(["docker", "stop", name], check=True, capture_output=True)
+        time.sleep(4)
+        status, _, _ = stop(process)
+    finally:
+        subprocess.run(["docker", "rm", "--force", name], capture_output=True)
+    assert status == 0
+    (message,) = inbox.messages
+    assert message["Subject"] == f"[{name}] ERROR: 1 log line"
+    assert "ERROR app [" in message.get_content() and "database unavailable" in message.get_content()

@@ -1,0 +1,124 @@
+"""docker-compose.yml for real: PostgreSQL, Redis, two API replicas and the balancer, as one service."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from tests.docker.conftest import PASSWORD, ROOT, compose_command, docker, wait_for_health
+from tests.docker.traffic import RECOMMEND, login
+from tests.servers import free_port
+
+pytestmark = pytest.mark.docker
+
+JWT_KEY = "a-compose-test-signing-key-shared-by-replicas"
+ROUNDS = 200
+
+
+@dataclass
+class Project:
+    name: str
+    url: str
+    environ: dict[str, str]
+
+    def compose(self, *arguments: str, timeout: float = 300) -> str:
+        result = subprocess.run(
+            [*compose_command(), "-p", self.name, "-f", str(ROOT / "docker-compose.yml"), *arguments],
+            env=self.environ, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout.strip()
+
+    def api_containers(self) -> list[str]:
+        return self.compose("ps", "-q", "api").split()
+
+    def replica_urls(self) -> list[str]:
+        containers = self.api_containers()
+        network = f"{self.name}_default"
+        template = f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}'
+        return [f"http://{docker('inspect', '--format', template, container)}:8080" for container in containers]
+
+    def database_rows(self, sql: str) -> list[str]:
+        return self.compose("exec", "-T", "db", "psql", "-U", "postgres", "-d", "recommender", "-Atc", sql).splitlines()
+
+
+def container_log(container: str) -> str:
+    result = subprocess.run(["docker", "logs", container], capture_output=True, text=True, timeout=60)
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def project(image: str) -> Iterator[Project]:
+    name = f"test{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    environ = {**os.environ, "IMAGE": image, "PORT": str(port), "SESSION_PASSWORD": PASSWORD, "JWT_SECRET_KEY": JWT_KEY}
+    running = Project(name, f"http://127.0.0.1:{port}", environ)
+    try:
+        running.compose("up", "-d", "--no-build", "--scale", "api=2")
+        wait_for_health(running.url)
+        # The balancer answers once one replica does; the tests address each replica too.
+        for replica in running.replica_urls():
+            wait_for_health(replica)
+        yield running
+    finally:
+        running.compose("down", "--volumes", "--remove-orphans")
+        left = docker("ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={name}")
+        volumes = docker("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={name}")
+        networks = docker("network", "ls", "-q", "--filter", f"label=com.docker.compose.project={name}")
+        assert (left, volumes, networks) == ("", "", ""), "docker-compose down left some of the project behind"
+
+
+def test_two_replicas_are_one_service_behind_the_balancer(project: Project) -> None:
+    first, second = project.replica_urls()
+    headers = login(project.url, PASSWORD)  # a token from the balancer is good at every replica
+    ids = []
+    for _ in range(ROUNDS):
+        answer = requests.post(f"{first}/api/recommend", json=RECOMMEND, headers=headers, timeout=10)
+        assert answer.status_code == 200, answer.text
+        recommendation = answer.json()
+        # Right away, at the other replica: before the first one's mule has copied the recommendation.
+        scored = requests.post(
+            f"{second}/api/recommend/score",
+            json={"id": recommendation["id"], "movie": recommendation["recommendations"][0], "score": 5},
+            headers=headers,
+            timeout=10,
+        )
+        assert (scored.status_code, scored.json()) == (200, "Ok"), scored.text
+        ids.append(recommendation["id"])
+    assert sorted(project.database_rows("SELECT id FROM recommendations")) == sorted(ids)
+    assert sorted(project.database_rows("SELECT recommendation_id FROM scores")) == sorted(ids)
+
+
+def test_metrics_stay_inside_and_the_balancers_own_answers_carry_the_apps_headers(project: Project) -> None:
+    hidden = requests.get(f"{project.url}/metrics", timeout=10)
+    too_large = requests.post(f"{project.url}/api/login", data=b"x" * 17 * 1024, timeout=10)
+    assert (hidden.status_code, hidden.json()) == (404, {"message": "not found"})
+    assert (too_large.status_code, too_large.json()) == (413, {"message": "the body is too large"})
+    for answer in (hidden, too_large):
+        assert answer.headers["Content-Type"] == "application/json"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    for replica in project.replica_urls():  # where a scraper inside the network reads them
+        assert "http_requests_total" in requests.get(f"{replica}/metrics", timeout=10).text
+
+
+# Last: it leaves this client's address refused for a minute.
+def test_the_login_limit_holds_across_replicas_and_counts_only_failures(project: Project) -> None:
+    for _ in range(15):
+        login(project.url, PASSWORD)
+    statuses = [
+        requests.post(f"{project.url}/api/login", json={"session_password": "guess"}, timeout=10).status_code
+        for _ in range(11)
+    ]
+    assert statuses == [401] * 10 + [429]
+    refused = requests.post(f"{project.url}/api/login", json={"session_password": PASSWORD}, timeout=10)
+    assert refused.status_code == 429
+    # The balancer spread the guesses over both replicas (each with its own workers), and Redis counted them all.
+    refusals = [container_log(container).count("refused login from") for container in project.api_containers()]
+    assert len(refusals) == 2 and all(refusals) and sum(refusals) == 10, refusals
