@@ -13,7 +13,7 @@ import sys
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -51,6 +51,15 @@ def compose_command() -> list[str]:
         return ["docker", "compose"]
     assert shutil.which("docker-compose"), "neither `docker compose` nor docker-compose: apt-get install docker-compose"
     return ["docker-compose"]
+
+
+def wait_until(condition: Callable[[], object], seconds: float = 20, what: str = "the condition") -> float:
+    """Seconds until condition() is true; fails saying what did not happen."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, f"{what}: not within {seconds} s"
+        time.sleep(0.2)
+    return time.monotonic() - started
 
 
 def wait_for_health(url: str, seconds: float = 90) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from tests.docker.conftest import PASSWORD, ROOT, compose_command, docker, wait_for_health
+from tests.docker.conftest import PASSWORD, ROOT, compose_command, docker, wait_for_health, wait_until
 from tests.docker.traffic import RECOMMEND, login
 from tests.servers import free_port
 
@@ -119,6 +119,11 @@ def test_the_login_limit_holds_across_replicas_and_counts_only_failures(project:
     assert statuses == [401] * 10 + [429]
     refused = requests.post(f"{project.url}/api/login", json={"session_password": PASSWORD}, timeout=10)
     assert refused.status_code == 429
+
     # The balancer spread the guesses over both replicas (each with its own workers), and Redis counted them all.
-    refusals = [container_log(container).count("refused login from") for container in project.api_containers()]
-    assert len(refusals) == 2 and all(refusals) and sum(refusals) == 10, refusals
+    # Docker copies a container's output to its log on its own time: the last lines can arrive after the answer.
+    def refusals() -> list[int]:
+        return [container_log(container).count("refused login from") for container in project.api_containers()]
+
+    wait_until(lambda: sum(refusals()) == 10, 30, "the ten refusals in the replicas' logs")
+    assert len(refusals()) == 2 and all(refusals()), refusals()

@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import create_engine, make_url, text
 
-from tests.docker.conftest import load_script, wait_for_health
+from tests.docker.conftest import load_script, wait_for_health, wait_until
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,13 +138,6 @@ def run_monitor(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
         process.communicate()
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def stop(process: subprocess.Popen) -> tuple[int, str, str]:
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
@@ -167,7 +160,7 @@ def test_only_errors_are_mailed_by_default_with_their_traceback(container, smtp,
     write_journal(container, line("ERROR", "unhandled error"))
     write_journal(container, "Traceback (most recent call last):")
     write_journal(container, 'RuntimeError: "boom"')
-    wait_for(lambda: len(inbox.messages) == 1)
+    wait_until(lambda: len(inbox.messages) == 1)
     time.sleep(1)
     status, printed, _ = stop(process)
     assert status == 0
@@ -185,7 +178,7 @@ def test_warnings_are_mailed_with_notify_warning(container, smtp, run_monitor) -
     port, inbox = smtp
     process = run_monitor(container, port, "--notify-warning")
     write_journal(container, line("WARNING", "refused login from 127.0.0.1"))
-    wait_for(lambda: len(inbox.messages) == 1)
+    wait_until(lambda: len(inbox.messages) == 1)
     stop(process)
     assert inbox.messages[0]["Subject"] == f"[{container}] WARNING: 1 log line"
 
@@ -196,7 +189,7 @@ def test_a_burst_of_a_thousand_errors_is_a_few_emails_accounting_for_all(contain
     process = run_monitor(container, port, "--window", "2")
     for number in range(1000):
         write_journal(container, line("ERROR", f"storm {number}"))
-    wait_for(lambda: len(inbox.alert_lines()) == 1000, seconds=60)
+    wait_until(lambda: len(inbox.alert_lines()) == 1000, seconds=60)
     stop(process)
     assert len(inbox.messages) <= 5
     counts = [int(message["Subject"].split(": ")[1].split()[0]) for message in inbox.messages]
@@ -210,11 +203,11 @@ def test_every_alert_arrives_once_when_the_smtp_server_was_down_for_a_while(cont
     process = run_monitor(container, port)
     for number in range(3):
         write_journal(container, line("ERROR", f"while down {number}"))
-    wait_for(lambda: "cannot send the alert email" in (process.stderr.readline() or ""), seconds=20)
+    wait_until(lambda: "cannot send the alert email" in (process.stderr.readline() or ""), seconds=20)
     controller = start_smtp(port, inbox)
     try:
         write_journal(container, line("ERROR", "after it came back"))
-        wait_for(lambda: len(inbox.alert_lines()) == 4, seconds=30)
+        wait_until(lambda: len(inbox.alert_lines()) == 4, seconds=30)
         time.sleep(2)
         stop(process)
     finally:
@@ -230,14 +223,14 @@ def test_a_killed_monitor_resumes_where_it_was_without_repeats(container, smtp, 
     process = run_monitor(container, port)
     for number in range(5):
         write_journal(container, line("ERROR", f"before {number}"))
-    wait_for(lambda: len(inbox.alert_lines()) == 5)
+    wait_until(lambda: len(inbox.alert_lines()) == 5)
     time.sleep(0.5)
     process.kill()
     process.wait()
     for number in range(5):
         write_journal(container, line("ERROR", f"while dead {number}"))
     restarted = run_monitor(container, port)
-    wait_for(lambda: len(inbox.alert_lines()) >= 10)
+    wait_until(lambda: len(inbox.alert_lines()) >= 10)
     time.sleep(1.5)
     stop(restarted)
     expected = [line("ERROR", f"before {n}") for n in range(5)] + [line("ERROR", f"while dead {n}") for n in range(5)]
@@ -249,10 +242,10 @@ def test_journalctl_exiting_is_restarted_from_the_cursor(container, smtp, run_mo
     port, inbox = smtp
     process = run_monitor(container, port)
     write_journal(container, line("ERROR", "first"))
-    wait_for(lambda: len(inbox.alert_lines()) == 1)
+    wait_until(lambda: len(inbox.alert_lines()) == 1)
     subprocess.run(["pkill", "-f", f"journalctl --follow .*CONTAINER_NAME={container}"], check=True)
     write_journal(container, line("ERROR", "while journalctl was away"))
-    wait_for(lambda: len(inbox.alert_lines()) == 2)
+    wait_until(lambda: len(inbox.alert_lines()) == 2)
     time.sleep(1.5)
     stop(process)
     assert sorted(inbox.alert_lines()) == sorted([line("ERROR", "first"), line("ERROR", "while journalctl was away")])
@@ -284,7 +277,7 @@ def test_starttls_and_login_with_is_secure(container, run_monitor, tmp_path: Pat
             container, port, "--is-secure", MONITOR_SMTP_PASSWORD="s3cret", SSL_CERT_FILE=str(tmp_path / "cert.pem")
         )
         write_journal(container, line("ERROR", "over TLS"))
-        wait_for(lambda: len(inbox.messages) == 1)
+        wait_until(lambda: len(inbox.messages) == 1)
         stop(process)
     finally:
         controller.stop()
@@ -347,7 +340,7 @@ def test_the_service_container_mails_its_error_once_and_nothing_for_a_start_or_a
         switch_database(False)
         score = {"id": answer["id"], "movie": answer["recommendations"][0], "score": 4}
         assert requests.post(f"{url}/api/recommend/score", json=score, headers=headers, timeout=10).status_code == 503
-        wait_for(lambda: len(inbox.messages) == 1, seconds=30)
+        wait_until(lambda: len(inbox.messages) == 1, seconds=30)
         switch_database(True)
 
         subprocess.run(["docker", "stop", name], check=True, capture_output=True)

@@ -12,13 +12,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 import requests
 
-from tests.docker.conftest import PASSWORD, ROOT, docker, wait_for_health
+from tests.docker.conftest import PASSWORD, ROOT, docker, wait_for_health, wait_until
 from tests.docker.traffic import Traffic, login
 from tests.servers import free_port
 
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.docker
 JWT_KEY = "a-swarm-test-signing-key-kept-as-a-docker-secret"
 SECRETS = {"session_password": PASSWORD, "jwt_secret_key": JWT_KEY}
 REPLICAS = 2
-
-
-def wait_until(condition: Callable[[], object], seconds: float, what: str) -> float:
-    """Seconds until condition() is true; fails saying what did not happen."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < seconds, f"{what}: not within {seconds} s"
-        time.sleep(0.5)
-    return time.monotonic() - started
 
 
 def report(figure: str) -> None:
