@@ -121,11 +121,17 @@ def image(
     docker("rmi", tag, check=False)
 
 
+def remove_containers(name: str) -> None:
+    """The containers deploy-docker.py makes under a name, with their volumes: the anonymous one the
+    image's VOLUME gives each container, and NAME-data."""
+    for suffix in ("", "-previous", "-candidate"):
+        docker("rm", "--force", "--volumes", name + suffix, check=False)
+    docker("volume", "rm", f"{name}-data", check=False)
+
+
 @pytest.fixture
 def container_name() -> Iterator[str]:
     """A name for the test's containers; they and their volumes are removed afterwards."""
     name = f"test-{uuid.uuid4().hex[:10]}"
     yield name
-    for suffix in ("", "-previous", "-candidate"):
-        docker("rm", "--force", "--volumes", name + suffix, check=False)
-    docker("volume", "rm", f"{name}-data", check=False)
+    remove_containers(name)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.docker.conftest import IMAGE_NAME, PASSWORD, ROOT, deploy_docker, docker, wait_for_health
+from tests.docker.conftest import IMAGE_NAME, PASSWORD, ROOT, deploy_docker, docker, remove_containers, wait_for_health
 from tests.servers import free_port
 
 pytestmark = pytest.mark.docker
@@ -59,9 +59,7 @@ def target(image: str, model_files: tuple[Path, Path]) -> Iterator[Target]:
     """One container name and port for the whole sequence; everything removed afterwards."""
     name = f"test-deploy-{os.getpid()}"
     yield Target(name, free_port(), model_files)
-    for suffix in ("", "-previous", "-candidate"):
-        docker("rm", "--force", name + suffix, check=False)
-    docker("volume", "rm", f"{name}-data", check=False)
+    remove_containers(name)
     for version in ("1", "2", "3", "4"):
         docker("rmi", f"{IMAGE_NAME}:{version}", check=False)
 

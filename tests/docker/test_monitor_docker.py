@@ -313,41 +313,38 @@ def outage_database(postgres_url: str) -> Iterator[tuple[str, Callable[[bool], N
 @pytest.mark.docker
 @pytest.mark.usefixtures("journald")
 def test_the_service_container_mails_its_error_once_and_nothing_for_a_start_or_a_stop(
-    image: str, smtp, run_monitor, outage_database
+    image: str, container_name: str, smtp, run_monitor, outage_database
 ) -> None:
     port, inbox = smtp
     database_url, switch_database = outage_database
-    name = f"test-monitored-{uuid.uuid4().hex[:8]}"
+    name = container_name
     web_port = free_port()
     url = f"http://127.0.0.1:{web_port}"
     process = run_monitor(name, port, "--window", "2")
-    try:
-        # The host's network, so that the container reaches the PostgreSQL on the host's loopback.
-        subprocess.run(
-            ["docker", "run", "--detach", "--name", name, "--network", "host", "--log-driver", "journald",
-             "--env", f"PORT={web_port}", "--env", f"DATABASE_URL={database_url}",
-             "--env", "SESSION_PASSWORD=monitored", image],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        wait_for_health(url)
-        time.sleep(4)  # longer than the window: a healthy start has had its chance to mail
-        assert inbox.messages == []
+    # The host's network, so that the container reaches the PostgreSQL on the host's loopback.
+    subprocess.run(
+        ["docker", "run", "--detach", "--name", name, "--network", "host", "--log-driver", "journald",
+         "--env", f"PORT={web_port}", "--env", f"DATABASE_URL={database_url}",
+         "--env", "SESSION_PASSWORD=monitored", image],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    wait_for_health(url)
+    time.sleep(4)  # longer than the window: a healthy start has had its chance to mail
+    assert inbox.messages == []
 
-        token = requests.post(f"{url}/api/login", json={"session_password": "monitored"}, timeout=5).json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
-        answer = requests.post(f"{url}/api/recommend", json={"age": 30, "gender": "F", "occupation": "writer"},
-                               headers=headers, timeout=5).json()  # fmt: skip
-        switch_database(False)
-        score = {"id": answer["id"], "movie": answer["recommendations"][0], "score": 4}
-        assert requests.post(f"{url}/api/recommend/score", json=score, headers=headers, timeout=10).status_code == 503
-        wait_until(lambda: len(inbox.messages) == 1, seconds=30)
-        switch_database(True)
+    token = requests.post(f"{url}/api/login", json={"session_password": "monitored"}, timeout=5).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    answer = requests.post(f"{url}/api/recommend", json={"age": 30, "gender": "F", "occupation": "writer"},
+                           headers=headers, timeout=5).json()  # fmt: skip
+    switch_database(False)
+    score = {"id": answer["id"], "movie": answer["recommendations"][0], "score": 4}
+    assert requests.post(f"{url}/api/recommend/score", json=score, headers=headers, timeout=10).status_code == 503
+    wait_until(lambda: len(inbox.messages) == 1, seconds=30)
+    switch_database(True)
 
-        subprocess.run(["docker", "stop", name], check=True, capture_output=True)
-        time.sleep(4)
-        status, _, _ = stop(process)
-    finally:
-        subprocess.run(["docker", "rm", "--force", name], capture_output=True)
+    subprocess.run(["docker", "stop", name], check=True, capture_output=True)
+    time.sleep(4)
+    status, _, _ = stop(process)
     assert status == 0
     (message,) = inbox.messages
     assert message["Subject"] == f"[{name}] ERROR: 1 log line"
