@@ -22,7 +22,9 @@ from tests.docker.conftest import IMAGE_NAME, PASSWORD, ROOT, deploy_docker, doc
 from tests.servers import free_port
 
 pytestmark = pytest.mark.docker
-MAX_DOWNTIME_SECONDS = 10
+# Seconds, not the 30 s health-check interval of old: the figure itself (5.3 s here) is reported in
+# benchmarks/README.md. The margin is for a loaded machine: 11.8 s with one of two cores kept busy.
+MAX_DOWNTIME_SECONDS = 25
 
 
 @dataclass
