@@ -131,8 +131,9 @@ class RecommendationLog:
     def _add_new_columns(self) -> None:
         """Columns added to a table after it was made by an earlier version (each has a default for old rows)."""
         for table in metadata.sorted_tables:
+            existing = self._column_names(table)
             for column in table.columns:
-                if column.name in self._column_names(table):
+                if column.name in existing:
                     continue
                 try:
                     with self.engine.begin() as connection:

@@ -126,4 +126,5 @@ def test_the_login_limit_holds_across_replicas_and_counts_only_failures(project:
         return [container_log(container).count("refused login from") for container in project.api_containers()]
 
     wait_until(lambda: sum(refusals()) == 10, 30, "the ten refusals in the replicas' logs")
-    assert len(refusals()) == 2 and all(refusals()), refusals()
+    per_replica = refusals()
+    assert len(per_replica) == 2 and all(per_replica), per_replica
