@@ -28,7 +28,7 @@ ARG MODEL_FILE=model/model.pkl
 ARG MODEL_TEST_FILE=model/test_data.json
 COPY ${MODEL_FILE} /model/incoming/
 COPY ${MODEL_TEST_FILE} /model/test_data.json
-RUN /opt/venv/bin/python -m app.model_file install /model/incoming /model && rm -rf /model/incoming
+RUN /opt/venv/bin/python -m app.model.model_file install /model/incoming /model && rm -rf /model/incoming
 
 # What the service runs on: Python, nginx, the packages, and the user it runs as.
 FROM python:3.11-slim AS base

@@ -1,4 +1,9 @@
-"""Movie recommendations for new users, from MovieLens ml-100k."""
+"""Movie recommendations for new users, from MovieLens ml-100k.
+
+The parts, each a package whose docstring says what it may import: model/ (the forest, features, reasons,
+data, model files), training/ (offline: train, evaluate, feedback), store/ (the SQL log of recommendations
+and scores), web/ (Flask). This file imports none of them at its top, since importing any part runs it first.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.config import MAX_BODY_BYTES, ConfigError, Settings
-
 if TYPE_CHECKING:
     from flask import Flask
 
-    from app.recommender import Recommender
-    from app.store import RecommendationLog
+    from app.config import Settings
+    from app.model.recommender import Recommender
+    from app.store.recommendation_log import RecommendationLog
 
 log = logging.getLogger(__name__)
 DATABASE_FILE_NAME = "recommendations.sqlite3"
@@ -22,15 +26,16 @@ def create_app(test_config: Settings | None = None) -> Flask:
     """config -> logging -> database -> auth -> errors -> blueprints -> model.
 
     Raises ConfigError, with one line saying what to fix, when the service cannot start.
-    The web side is imported here, not at the top: the model side (python -m app.train,
+    The web side and the configuration are imported here, not at the top: the model side (python -m app.train,
     app.evaluate) lives in this package too and must not load Flask.
     """
     from flask import Flask
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from app import auth, errors, logs, telemetry
-    from app.api import auth as auth_routes
-    from app.api import health, openapi, recommend, ui
+    from app.config import MAX_BODY_BYTES, Settings
+    from app.web import auth, errors, logs, telemetry
+    from app.web.api import auth as auth_routes
+    from app.web.api import health, openapi, recommend, ui
 
     settings = test_config or Settings.from_environ()
     logs.configure(settings.log_level)
@@ -60,9 +65,10 @@ def _open_recommendation_log(settings: Settings, instance_path: Path) -> Recomme
     """The log in DATABASE_URL (default: SQLite in the instance folder), proven writable, journal copied in."""
     from sqlalchemy.exc import OperationalError
 
-    from app.journal import Journal
-    from app.recommendation_ids import RecommendationIds
-    from app.store import RecommendationLog, make_engine, sqlite_url
+    from app.config import ConfigError
+    from app.store.journal import Journal
+    from app.store.recommendation_ids import RecommendationIds
+    from app.store.recommendation_log import RecommendationLog, make_engine, sqlite_url
 
     instance_path.mkdir(parents=True, exist_ok=True)
     database_url = settings.database_url or sqlite_url(instance_path / DATABASE_FILE_NAME)
@@ -83,7 +89,8 @@ def _open_recommendation_log(settings: Settings, instance_path: Path) -> Recomme
 
 
 def _load_recommender(model_path: Path) -> Recommender:
-    from app.recommender import ModelFileError, Recommender
+    from app.config import ConfigError
+    from app.model.recommender import ModelFileError, Recommender
 
     try:
         recommender = Recommender.load(model_path)

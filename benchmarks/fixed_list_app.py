@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.recommender import Recommender
+from app.model.recommender import Recommender
 from main import app
 
 

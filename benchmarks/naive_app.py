@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.recommender import Recommender
+from app.model.recommender import Recommender
 from main import app
 
 

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from app.data import GENRES, OCCUPATIONS, ensure_dataset
-from app.store import metadata, sqlite_url
-from app.train import train
+from app.config import ml100k_dir
+from app.model.data import GENRES, OCCUPATIONS, ensure_dataset
+from app.store.recommendation_log import metadata, sqlite_url
+from app.training.train import train
 
 SYNTHETIC_USERS = 84
 SYNTHETIC_MOVIES = 30
@@ -72,7 +73,7 @@ def synthetic_model_dir(synthetic_data_dir: Path, tmp_path_factory: pytest.TempP
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """The real ml-100k: ML100K_DIR, else data/ml-100k (downloaded when absent)."""
-    return ensure_dataset(None)
+    return ensure_dataset(ml100k_dir())
 
 
 @pytest.fixture(scope="session")

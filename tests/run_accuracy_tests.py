@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from app.metrics import ndcg_at_k
-from app.recommender import ModelFileError, Recommender
+from app.model.recommender import ModelFileError, Recommender
+from app.training.metrics import ndcg_at_k
 
 CHECK_PASSED, SCORE_TOO_LOW, UNUSABLE_INPUT = 0, 1, 2
 

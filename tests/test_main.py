@@ -13,10 +13,10 @@ import pytest
 import requests
 from sqlalchemy import create_engine, select
 
-from app.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME
-from app.store import scores, sqlite_url
+from app.model.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME
+from app.store.recommendation_log import scores, sqlite_url
+from tests.model.test_recommender import make_archive
 from tests.servers import PASSWORD, ROOT, SECRET, free_port, running_main, service_environ
-from tests.test_recommender import make_archive
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.data import Dataset
-from app.model import RelevanceForest
-from app.recommender import MODEL_FILE_NAME
-from app.train import TEST_DATA_FILE_NAME, train
+from app.model.data import Dataset
+from app.model.forest import RelevanceForest
+from app.model.recommender import MODEL_FILE_NAME
+from app.training.train import TEST_DATA_FILE_NAME, train
 
 SCRIPT = Path(__file__).parent / "run_accuracy_tests.py"
 NO_USERS = '"ranking": {"k": 10, "users": [], "most_rated_4plus": []}}'

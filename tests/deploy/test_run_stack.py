@@ -20,8 +20,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, select
 
-from app.recommender import MODEL_FILE_NAME
-from app.store import recommendations, scores, sqlite_url
+from app.model.recommender import MODEL_FILE_NAME
+from app.store.recommendation_log import recommendations, scores, sqlite_url
 from tests.servers import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]

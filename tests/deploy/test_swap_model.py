@@ -13,9 +13,9 @@ import pytest
 import requests
 from sqlalchemy import create_engine, select
 
-from app.recommender import MODEL_FILE_NAME, Recommender
-from app.store import recommendations, sqlite_url
-from app.train import train
+from app.model.recommender import MODEL_FILE_NAME, Recommender
+from app.store.recommendation_log import recommendations, sqlite_url
+from app.training.train import train
 from tests.deploy.test_run_stack import PASSWORD, ROOT, kill_group, start_stack
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

@@ -10,8 +10,8 @@ import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import create_engine, select
 
-from app.recommender import MODEL_FILE_NAME
-from app.store import scores, sqlite_url
+from app.model.recommender import MODEL_FILE_NAME
+from app.store.recommendation_log import scores, sqlite_url
 from tests.servers import PASSWORD, running_main
 
 CHROMIUM = "/usr/bin/chromium"

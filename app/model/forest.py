@@ -1,0 +1,156 @@
+"""The relevance forest: the estimator that model.pkl holds (no Flask).
+
+A RandomForestRegressor learns the chance that a person rates a movie 4 or 5
+from demographic features (app.features), over a pool of the most positively
+rated movies. Since the whole request space is small (ages 1-120 x M/F/O x 21
+occupations), fitting also ranks the pool for every person once, so serving a
+recommendation is a table lookup. It also counts, for every person and pool
+movie, how people like them rated it: the reasons given with a recommendation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.metrics import r2_score
+from sklearn.utils.validation import check_is_fitted
+from tqdm import tqdm
+
+from app.model.data import GENDERS, OCCUPATIONS, RELEVANT_RATING, Dataset
+from app.model.features import MODEL_GENDERS, DemographicStats, People, rating_matrices
+from app.model.reasons import ReasonTable
+
+MIN_AGE, MAX_AGE = 1, 120
+MAX_RECS = 100
+# Rows in one prediction batch while ranking the request space: bounds memory.
+RANKING_BATCH_ROWS = 250_000
+
+
+class RelevanceForest(RegressorMixin, BaseEstimator):
+    """Scores (age, gender, occupation, movie_id) rows: the chance the person rates the movie 4 or 5."""
+
+    def __init__(
+        self,
+        *,
+        pool_size: int = 300,
+        n_folds: int = 5,
+        n_estimators: int = 100,
+        min_samples_leaf: int = 200,
+        max_features: float = 0.33,
+        max_samples: float = 0.5,
+        random_state: int = 0,
+        n_jobs: int | None = -1,
+        progress: bool = False,
+    ) -> None:
+        self.pool_size = pool_size
+        self.n_folds = n_folds
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.max_samples = max_samples
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.progress = progress
+
+    def fit(self, dataset: Dataset) -> RelevanceForest:
+        """Learn from every (user, pool movie) pair of the dataset, then rank the request space."""
+        self.movie_ids_ = dataset.movies.index.to_numpy()
+        self.titles_ = dataset.movies["title"].to_numpy(dtype=object)
+        self.pool_ = self._pick_pool(dataset)
+        features, target = self._training_rows(dataset)
+        self.forest_ = RandomForestRegressor(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
+            max_samples=self.max_samples,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        ).fit(features, target)
+        # Threads add up the trees' predictions in varying order, which changes the last bits
+        # of a score and can flip near-ties: predict in one thread, so a seed gives one model.
+        self.forest_.set_params(n_jobs=1)
+        self.stats_ = DemographicStats(dataset.users, dataset.ratings, dataset.movies)
+        self.rankings_ = self._rank_request_space()
+        self.reasons_ = ReasonTable(dataset, self.pool_)
+        return self
+
+    def _pick_pool(self, dataset: Dataset) -> np.ndarray:
+        """Catalogue positions of the movies rated 4 or 5 by the most users."""
+        positives = dataset.ratings.loc[dataset.ratings["rating"] >= RELEVANT_RATING, "movie_id"].value_counts()
+        counts = positives.reindex(dataset.movies.index, fill_value=0).to_numpy()
+        return np.argsort(-counts, kind="stable")[: self.pool_size]
+
+    def _training_rows(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """Features computed out of fold: a user's rows use statistics of the other folds only."""
+        user_ids = dataset.users.index.to_numpy()
+        folds = np.random.RandomState(self.random_state).permutation(len(user_ids)) % self.n_folds
+        feature_blocks, target_blocks = [], []
+        for fold in tqdm(range(self.n_folds), desc="out-of-fold features", disable=not self.progress):
+            inside = pd.Index(user_ids[folds == fold])
+            outside = dataset.restricted_to(pd.Index(user_ids[folds != fold]))
+            stats = DemographicStats(outside.users, outside.ratings, outside.movies)
+            people, movies = _pairs(People.from_users(dataset.users.loc[inside]), self.pool_)
+            feature_blocks.append(stats.features(people, movies))
+            fold = dataset.restricted_to(inside)
+            _, positive = rating_matrices(fold.users.index, fold.movies.index, fold.ratings)
+            target_blocks.append(positive[:, self.pool_].ravel())
+        return np.concatenate(feature_blocks), np.concatenate(target_blocks)
+
+    def _rank_request_space(self) -> np.ndarray:
+        """Top MAX_RECS catalogue positions for every (age, gender, occupation), as int16."""
+        ages = np.arange(MIN_AGE, MAX_AGE + 1)
+        grid = np.array(np.meshgrid(ages, range(len(MODEL_GENDERS)), range(len(OCCUPATIONS)), indexing="ij"))
+        everyone = People(*(axis.ravel() for axis in grid))
+        scores = self.pool_scores(everyone).reshape(len(ages), len(MODEL_GENDERS), len(OCCUPATIONS), -1)
+        # Gender O: ml-100k has only M and F users, so O gets the mean of both.
+        scores = np.concatenate([scores, scores.mean(axis=1, keepdims=True)], axis=1)
+        top = np.argsort(-scores, axis=-1, kind="stable")[..., :MAX_RECS]
+        return self.pool_[top].astype(np.int16)
+
+    def pool_scores(self, people: People) -> np.ndarray:
+        """Predicted relevance of every pool movie for each person (people x pool)."""
+        per_batch = max(1, RANKING_BATCH_ROWS // len(self.pool_))
+        blocks = []
+        for start in tqdm(range(0, len(people.ages), per_batch), desc="ranking", disable=not self.progress):
+            batch = People(*(values[start : start + per_batch] for values in vars(people).values()))
+            rows, movies = _pairs(batch, self.pool_)
+            blocks.append(self.forest_.predict(self.stats_.features(rows, movies)))
+        return np.concatenate(blocks).reshape(len(people.ages), len(self.pool_))
+
+    def top_movies(self, people: People, k: int) -> np.ndarray:
+        """Catalogue positions of each person's k best movies (people x k), from the ranking table."""
+        check_is_fitted(self, "rankings_")
+        return self.rankings_[people.ages - MIN_AGE, people.genders, people.occupations, :k]
+
+    def ranking(self, age: int, gender: str, occupation: str) -> np.ndarray:
+        """Catalogue positions of the best movies for one person, best first."""
+        check_is_fitted(self, "rankings_")
+        return self.rankings_[age - MIN_AGE, GENDERS.index(gender), OCCUPATIONS.index(occupation)]
+
+    def predict(self, X: list | np.ndarray) -> np.ndarray:
+        """Relevance for rows [age, gender, occupation, movie_id]; gender O is the mean of M and F."""
+        check_is_fitted(self, "forest_")
+        rows = pd.DataFrame(list(X), columns=["age", "gender", "occupation", "movie_id"])
+        movies = pd.Index(self.movie_ids_).get_indexer(rows["movie_id"])
+        if (movies < 0).any():
+            raise ValueError("unknown movie_id in X")
+        predictions = np.zeros(len(rows))
+        # Gender O is replaced by M, then by F; rows of M or F are unchanged by that,
+        # so halving the sum gives their own prediction and O the mean of both.
+        for gender in MODEL_GENDERS:
+            as_gender = rows.assign(gender=rows["gender"].replace("O", gender))
+            predictions += self.forest_.predict(self.stats_.features(People.from_users(as_gender), movies))
+        return predictions / len(MODEL_GENDERS)
+
+    def score(self, X: list | np.ndarray, y: list | np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+        """R^2 of the predicted relevance."""
+        return float(r2_score(y, self.predict(X), sample_weight=sample_weight))
+
+
+def _pairs(people: People, pool: np.ndarray) -> tuple[People, np.ndarray]:
+    """Every (person, pool movie) pair, person-major."""
+    repeat = len(pool)
+    rows = People(*(np.repeat(values, repeat) for values in vars(people).values()))
+    return rows, np.tile(pool, len(people.ages))

@@ -1,0 +1,257 @@
+"""The recommendation log and the scores people give, in SQL (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    false,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateColumn
+
+from app.store.journal import Journal
+from app.store.recommendation_ids import RecommendationIds
+
+metadata = MetaData()
+
+recommendations = Table(
+    "recommendations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("age", Integer, nullable=False),
+    Column("gender", String(1), nullable=False),
+    Column("occupation", String(32), nullable=False),
+    Column("max_recs", Integer, nullable=False),
+    Column("titles", JSON, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    # Whether the answer gave reasons (the request's explain); added to tables made before reasons existed.
+    Column("explain", Boolean, nullable=False, server_default=false()),
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("recommendation_id", String(32), ForeignKey("recommendations.id"), primary_key=True),
+    Column("movie", String(1000), primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+)
+
+# How far each recommendation journal file has been copied into the tables above.
+journal_offsets = Table(
+    "journal_offsets",
+    metadata,
+    Column("file", String(200), primary_key=True),
+    Column("offset", BigInteger, nullable=False),
+)
+
+# SQLite: several uwsgi workers write at once (WAL, and wait for the lock rather than fail);
+# synchronous=NORMAL keeps every commit through a process crash, not through a power loss.
+SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL", "foreign_keys=ON")
+# A score for an id issued this recently and not in the database yet waits for another replica's mule
+# to copy it (it copies every 0.1 s), at most COPY_WAIT_SECONDS; the margin covers clocks that differ.
+RECENT_ID_SECONDS = 10.0
+COPY_WAIT_SECONDS = 2.0
+COPY_POLL_SECONDS = 0.02
+
+
+class ScoreRejected(Exception):
+    """A score that does not belong to a recommendation; field names the part at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):  # SQLAlchemy would pick psycopg2; the project ships psycopg 3
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def set_pragmas(connection, _record) -> None:
+            cursor = connection.cursor()
+            for pragma in SQLITE_PRAGMAS:
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
+
+    return engine
+
+
+class RecommendationLog:
+    """Records each recommendation answered and each score given before the caller answers.
+
+    Scores are committed to the database. Recommendations too, or, with a journal,
+    appended to it and copied into the database by drain_journal. Replicas that share
+    the database must share the key of their ids (the service's signing key).
+    """
+
+    def __init__(self, engine: Engine, journal: Journal | None = None, ids: RecommendationIds | None = None) -> None:
+        self.engine = engine
+        self.journal = journal
+        self.ids = ids or RecommendationIds(secrets.token_urlsafe(32))
+        self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+
+    def create_tables(self) -> None:
+        """Create what is missing, and prove the database takes writes (a read-only file would not)."""
+        metadata.create_all(self.engine)
+        self._add_new_columns()
+        with self.engine.connect() as connection, connection.begin() as transaction:
+            connection.execute(journal_offsets.insert().values(file=".write-check", offset=0))
+            transaction.rollback()
+
+    def _add_new_columns(self) -> None:
+        """Columns added to a table after it was made by an earlier version (each has a default for old rows)."""
+        for table in metadata.sorted_tables:
+            existing = self._column_names(table)
+            for column in table.columns:
+                if column.name in existing:
+                    continue
+                try:
+                    with self.engine.begin() as connection:
+                        added = CreateColumn(column).compile(dialect=connection.dialect)
+                        connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {added}"))
+                except DBAPIError:  # another replica or worker starting at the same time may have added it
+                    if column.name not in self._column_names(table):
+                        raise
+
+    def _column_names(self, table: Table) -> set[str]:
+        return {column["name"] for column in inspect(self.engine).get_columns(table.name)}
+
+    def ping(self) -> None:
+        """Raises sqlalchemy's OperationalError when the database does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def record_recommendation(
+        self,
+        *,
+        age: int,
+        gender: str,
+        occupation: str,
+        max_recs: int,
+        titles: list[str],
+        model_version: str,
+        explain: bool = False,
+    ) -> str:
+        """Store one answer of /api/recommend and return its new id."""
+        row = {
+            "id": self.ids.new(),
+            "created_at": datetime.now(UTC),
+            "age": age,
+            "gender": gender,
+            "occupation": occupation,
+            "max_recs": max_recs,
+            "explain": explain,
+            "titles": titles,
+            "model_version": model_version,
+        }
+        if self.journal is not None:
+            self.journal.append({**row, "created_at": row["created_at"].isoformat()})
+        else:
+            with self.engine.begin() as connection:
+                connection.execute(recommendations.insert(), [row])
+        return row["id"]
+
+    def drain_journal(self) -> int:
+        """Copy the journal's new lines into the database; the number of recommendations copied."""
+        copied = 0
+        with self.journal.draining() as files:
+            for path in files:
+                offset = self._journal_offset(path.name)
+                rows, end = self.journal.read_from(path, offset)
+                if rows:
+                    with self.engine.begin() as connection:
+                        connection.execute(
+                            self._insert(recommendations).on_conflict_do_nothing(), [_from_journal(r) for r in rows]
+                        )
+                        position = self._insert(journal_offsets).values(file=path.name, offset=end)
+                        connection.execute(
+                            position.on_conflict_do_update(
+                                index_elements=[journal_offsets.c.file], set_={"offset": end}
+                            )
+                        )
+                    copied += len(rows)
+                self.journal.remove_if_finished(path, end)
+        return copied
+
+    def _journal_offset(self, file: str) -> int:
+        with self.engine.connect() as connection:
+            offset = connection.execute(
+                select(journal_offsets.c.offset).where(journal_offsets.c.file == file)
+            ).scalar_one_or_none()
+        return offset or 0
+
+    def record_score(self, *, recommendation_id: str, movie: str, score: float) -> None:
+        """Store a score for a movie of a recommendation; scoring it again keeps the latest."""
+        deadline = None
+        while True:
+            try:
+                self._store_score(recommendation_id, movie, score)
+                return
+            except ScoreRejected as rejected:
+                if rejected.field != "id" or self.journal is None or (deadline and time.monotonic() >= deadline):
+                    raise
+            if deadline is None:
+                # The recommendation may be answered but not copied from a journal yet: this process's,
+                # copied here, or another replica's, which its mule copies within moments.
+                self.drain_journal()
+                deadline = time.monotonic() + (COPY_WAIT_SECONDS if self._issued_recently(recommendation_id) else 0)
+            else:
+                time.sleep(COPY_POLL_SECONDS)
+
+    def _issued_recently(self, recommendation_id: str) -> bool:
+        issued_at = self.ids.issued_at(recommendation_id)
+        return issued_at is not None and abs(time.time() - issued_at) <= RECENT_ID_SECONDS
+
+    def _store_score(self, recommendation_id: str, movie: str, score: float) -> None:
+        with self.engine.begin() as connection:
+            titles = connection.execute(
+                select(recommendations.c.titles).where(recommendations.c.id == recommendation_id)
+            ).scalar_one_or_none()
+            if titles is None:
+                raise ScoreRejected("id", "no recommendation has this id")
+            if movie not in titles:
+                raise ScoreRejected("movie", "not one of the titles recommended with this id")
+            statement = self._insert(scores).values(
+                recommendation_id=recommendation_id, movie=movie, score=score, scored_at=datetime.now(UTC)
+            )
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[scores.c.recommendation_id, scores.c.movie],
+                    set_={"score": statement.excluded.score, "scored_at": statement.excluded.scored_at},
+                )
+            )
+
+
+def _from_journal(row: dict) -> dict:
+    # Lines journaled before reasons existed have no explain: none were shown.
+    return {"explain": False, **row, "created_at": datetime.fromisoformat(row["created_at"])}
