@@ -8,24 +8,27 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
-from flask import Flask
 from werkzeug.serving import WSGIRequestHandler
 
 from app import create_app
 from app.config import ConfigError
 
+T = TypeVar("T")
 
-def build_app() -> Flask:
-    """The app, or exit with the one line that says what to fix."""
+
+def or_exit(start: Callable[[], T]) -> T:
+    """start(), or exit with the one line that says what to fix."""
     try:
-        return create_app()
+        return start()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 
 
-app = build_app()
+app = or_exit(create_app)
 # Everything loaded so far (the model above all) moves out of the garbage collector's sight: its full
 # passes would otherwise walk every object of the model, and, in a forked process, write to (and so unshare)
 # the pages that hold them.

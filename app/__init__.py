@@ -23,7 +23,7 @@ DATABASE_FILE_NAME = "recommendations.sqlite3"
 
 
 def create_app(test_config: Settings | None = None) -> Flask:
-    """config -> logging -> database -> auth -> errors -> blueprints -> model.
+    """config -> logging -> recommendation log -> auth -> errors -> blueprints -> model.
 
     Raises ConfigError, with one line saying what to fix, when the service cannot start.
     The web side and the configuration are imported here, not at the top: the model side (python -m app.train,
@@ -43,7 +43,9 @@ def create_app(test_config: Settings | None = None) -> Flask:
     app.config.update(SESSION_PASSWORD=settings.session_password, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     if settings.jwt_secret_generated:
         log.warning("JWT_SECRET_KEY is not set: tokens are signed with a random key and end with this process")
-    app.extensions["recommendation_log"] = _open_recommendation_log(settings, Path(app.instance_path))
+    app.extensions["recommendation_log"] = _recommendation_log(settings, Path(app.instance_path))
+    if settings.journal_dir is None:  # every recommendation goes straight to the database: it must work now
+        prepare_database(app)
 
     auth.init_app(app, settings)
     errors.init_app(app)
@@ -61,11 +63,8 @@ def create_app(test_config: Settings | None = None) -> Flask:
     return app
 
 
-def _open_recommendation_log(settings: Settings, instance_path: Path) -> RecommendationLog:
-    """The log in DATABASE_URL (default: SQLite in the instance folder), proven writable, journal copied in."""
-    from sqlalchemy.exc import OperationalError
-
-    from app.config import ConfigError
+def _recommendation_log(settings: Settings, instance_path: Path) -> RecommendationLog:
+    """The log in DATABASE_URL (default: SQLite in the instance folder); nothing is asked of the database yet."""
     from app.store.journal import Journal
     from app.store.recommendation_ids import RecommendationIds
     from app.store.recommendation_log import RecommendationLog, make_engine, sqlite_url
@@ -74,18 +73,31 @@ def _open_recommendation_log(settings: Settings, instance_path: Path) -> Recomme
     database_url = settings.database_url or sqlite_url(instance_path / DATABASE_FILE_NAME)
     journal = Journal(settings.journal_dir) if settings.journal_dir else None
     # Ids signed with the tokens' key, which every replica shares.
-    ids = RecommendationIds(settings.jwt_secret_key)
-    recommendation_log = RecommendationLog(make_engine(database_url), journal, ids)
+    return RecommendationLog(make_engine(database_url), journal, RecommendationIds(settings.jwt_secret_key))
+
+
+def prepare_database(app: Flask) -> None:
+    """Create the tables, prove the database takes writes, and copy in what a crash left in the journal.
+
+    Once per start of a server: create_app does it without a journal, deploy/preflight.py before a stack
+    serves. A stack's workers never ask the database anything to start, so that uwsgi can replace them
+    (recycled, swapped, killed) through an outage. Raises ConfigError when the database cannot be used.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from app.config import ConfigError
+
+    recommendation_log = app.extensions["recommendation_log"]
     try:
         recommendation_log.create_tables()
-        if journal is not None:  # what a crash left in the journal goes in before serving
+        if recommendation_log.journal is not None:
             recommendation_log.drain_journal()
     except OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0]
         raise ConfigError(f"DATABASE_URL: cannot use the database ({reason})") from error
-    # No connection is kept open across a fork: each uwsgi worker opens its own.
-    recommendation_log.engine.dispose()
-    return recommendation_log
+    finally:
+        # No connection is kept open across a fork: each uwsgi worker opens its own.
+        recommendation_log.engine.dispose()
 
 
 def _load_recommender(model_path: Path) -> Recommender:

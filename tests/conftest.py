@@ -19,6 +19,7 @@ from app.config import ml100k_dir
 from app.model.data import GENRES, OCCUPATIONS, ensure_dataset
 from app.store.recommendation_log import metadata, sqlite_url
 from app.training.train import train
+from tests.relay import Relay
 
 SYNTHETIC_USERS = 84
 SYNTHETIC_MOVIES = 30
@@ -124,6 +125,16 @@ def empty_postgres(postgres_url: str) -> Iterator[str]:
     engine = create_engine(postgres_url)
     metadata.drop_all(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def relay(empty_postgres: str) -> Iterator[Relay]:
+    """A relay in front of the test database's server (tests/relay.py): relayed_url(empty_postgres, relay)."""
+    url = make_url(empty_postgres)
+    relay = Relay((url.host, url.port or 5432))
+    relay.open()
+    yield relay
+    relay.cut()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])

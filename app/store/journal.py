@@ -3,13 +3,16 @@
 Each uwsgi worker appends one JSON line per answered recommendation to a file of
 its own with a single write(2) before it answers: once that returns, the line is
 in the kernel and survives the worker being killed (not a power loss: there is
-no fsync). A drainer (the uwsgi mule, or whoever needs a row now) copies new lines
-into the database and records how far it read, in the same transaction.
+no fsync). A drainer (the uwsgi mule of any process that shares the directory, or
+deploy/preflight.py before a stack serves) copies new lines into the database and
+records how far it read, in the same transaction. Requests never drain: the drain
+lock is held across database I/O, which an outage can make long.
 
 A writer holds a shared lock on its file for as long as it lives, and the kernel
 drops it however the writer ends: a drainer deletes a file only once it is copied
-and unlocked. That holds across containers sharing the directory (a Swarm task and
-its replacement), where process ids say nothing.
+and unlocked. That holds across containers sharing the directory (the api tasks of a
+Swarm node, or compose's replicas, share one), where process ids say nothing: a
+killed task's lines are copied by the others' mules at once.
 """
 
 from __future__ import annotations

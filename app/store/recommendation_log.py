@@ -71,11 +71,18 @@ journal_offsets = Table(
 # SQLite: several uwsgi workers write at once (WAL, and wait for the lock rather than fail);
 # synchronous=NORMAL keeps every commit through a process crash, not through a power loss.
 SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL", "foreign_keys=ON")
-# A score for an id issued this recently and not in the database yet waits for another replica's mule
-# to copy it (it copies every 0.1 s), at most COPY_WAIT_SECONDS; the margin covers clocks that differ.
-RECENT_ID_SECONDS = 10.0
-COPY_WAIT_SECONDS = 2.0
+# A score for a genuine id whose recommendation is not in the database yet waits for a mule to copy it (each
+# copies every 0.1 s) at most SCORE_WAIT_SECONDS, then is answered "pending" (503 with Retry-After), for as
+# long as its recommendation may still arrive: from a journal a mule catches up on after an outage, or one a
+# killed task left. Older ids whose recommendation is missing are refused. The margin covers clocks that differ.
+SCORE_WAIT_SECONDS = 0.5
 COPY_POLL_SECONDS = 0.02
+PENDING_ID_SECONDS = 3600.0
+CLOCK_MARGIN_SECONDS = 10.0
+
+
+class RecommendationPending(Exception):
+    """A genuine id whose recommendation has not reached the database yet: the client should ask again shortly."""
 
 
 class ScoreRejected(Exception):
@@ -211,26 +218,30 @@ class RecommendationLog:
         return offset or 0
 
     def record_score(self, *, recommendation_id: str, movie: str, score: float) -> None:
-        """Store a score for a movie of a recommendation; scoring it again keeps the latest."""
-        deadline = None
+        """Store a score for a movie of a recommendation; scoring it again keeps the latest.
+
+        Raises ScoreRejected for an id never issued, or a movie not among its titles, and RecommendationPending
+        when the id is genuine but its recommendation is still in a journal. It waits on no lock: a mule holds
+        the journal's while it talks to the database.
+        """
+        deadline = time.monotonic() + SCORE_WAIT_SECONDS
         while True:
             try:
                 self._store_score(recommendation_id, movie, score)
                 return
             except ScoreRejected as rejected:
-                if rejected.field != "id" or self.journal is None or (deadline and time.monotonic() >= deadline):
+                if rejected.field != "id" or not self._may_still_arrive(recommendation_id):
                     raise
-            if deadline is None:
-                # The recommendation may be answered but not copied from a journal yet: this process's,
-                # copied here, or another replica's, which its mule copies within moments.
-                self.drain_journal()
-                deadline = time.monotonic() + (COPY_WAIT_SECONDS if self._issued_recently(recommendation_id) else 0)
-            else:
-                time.sleep(COPY_POLL_SECONDS)
+            if time.monotonic() >= deadline:
+                raise RecommendationPending(f"recommendation {recommendation_id} is not recorded yet")
+            time.sleep(COPY_POLL_SECONDS)
 
-    def _issued_recently(self, recommendation_id: str) -> bool:
+    def _may_still_arrive(self, recommendation_id: str) -> bool:
+        """Whether a recommendation missing from the database may still be copied from a journal."""
         issued_at = self.ids.issued_at(recommendation_id)
-        return issued_at is not None and abs(time.time() - issued_at) <= RECENT_ID_SECONDS
+        if self.journal is None or issued_at is None:  # without a journal, an answer was committed first
+            return False
+        return -CLOCK_MARGIN_SECONDS <= time.time() - issued_at <= PENDING_ID_SECONDS
 
     def _store_score(self, recommendation_id: str, movie: str, score: float) -> None:
         with self.engine.begin() as connection:

@@ -6,6 +6,10 @@ from flask import Flask, Response, current_app, jsonify
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+# What a 503 tells a client to wait before it asks again: a database back from a restart, or a
+# recommendation that a mule copies into it, are usually there within a second or two.
+RETRY_AFTER = {"Retry-After": "1"}
+
 
 class APIError(Exception):
     """An error a view raises; the handler answers it as JSON."""
@@ -45,9 +49,9 @@ def init_app(app: Flask) -> None:
         return response
 
     @app.errorhandler(OperationalError)
-    def handle_database_error(error: OperationalError) -> tuple[Response, int]:
+    def handle_database_error(error: OperationalError) -> tuple[Response, int, dict[str, str]]:
         current_app.logger.error("database unavailable: %s", str(error.orig or error).splitlines()[0])
-        return error_response("the database is unavailable; try again shortly", 503)
+        return *error_response("the database is unavailable; try again shortly", 503), RETRY_AFTER
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> tuple[Response, int]:

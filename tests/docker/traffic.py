@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 import requests
 
 RECOMMEND = {"age": 31, "gender": "F", "occupation": "engineer", "max_recs": 3}
+# How often a client that honours Retry-After asks again.
+RETRIES = 10
 
 
 def login(url: str, password: str) -> dict[str, str]:
@@ -22,7 +25,9 @@ class Traffic:
     """`clients` threads, each recommending then scoring the first title, until the block ends.
 
     Whatever was acknowledged (a 200) is kept, to be looked up in the database afterwards; every other
-    answer is counted by route and status (or by exception for a connection that failed).
+    answer is counted by route and status (or by exception for a connection that failed). With
+    retry_after, a client asks again as a 503's Retry-After says (at most RETRIES times), as the README
+    tells clients to, and only the last answer counts; the 503s it waited out are counted in `waited`.
     """
 
     url: str
@@ -32,6 +37,8 @@ class Traffic:
     scored: list[tuple[str, str]] = field(default_factory=list)
     failures: Counter = field(default_factory=Counter)
     requests_sent: int = 0
+    retry_after: bool = False
+    waited: Counter = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,13 +75,27 @@ class Traffic:
 
     def _post(self, session: requests.Session, route: str, body: dict) -> requests.Response | None:
         path = "/api/recommend" if route == "recommend" else "/api/recommend/score"
-        try:
-            answer = session.post(f"{self.url}{path}", json=body, headers=self.headers, timeout=15)
-            outcome = answer.status_code
-        except requests.RequestException as error:
-            answer, outcome = None, type(error).__name__
+        answer, outcome, waits = ask(session, f"{self.url}{path}", body, self.headers, retry_after=self.retry_after)
         with self._lock:
             self.requests_sent += 1
+            self.waited[route] += waits
             if outcome != 200:
                 self.failures[(route, outcome)] += 1
         return answer if outcome == 200 else None
+
+
+def ask(
+    session: requests.Session, url: str, body: dict, headers: dict[str, str], *, retry_after: bool
+) -> tuple[requests.Response | None, int | str, int]:
+    """POST body: the last answer, its status (or the exception's name), and how many 503s were waited out."""
+    waits = 0
+    while True:
+        try:
+            answer = session.post(url, json=body, headers=headers, timeout=15)
+            outcome = answer.status_code
+        except requests.RequestException as error:
+            answer, outcome = None, type(error).__name__
+        if waits == RETRIES or not (retry_after and outcome == 503 and "Retry-After" in answer.headers):
+            return answer, outcome, waits
+        waits += 1
+        time.sleep(float(answer.headers["Retry-After"]))

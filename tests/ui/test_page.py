@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 from sqlalchemy import create_engine, select
 
 from app.model.recommender import MODEL_FILE_NAME
@@ -121,6 +121,32 @@ def test_the_whole_flow_sign_in_ask_score_sign_out(page: Page, server: tuple[str
     expect(page.locator("#recommendations li")).to_have_count(0)
     assert page.evaluate("sessionStorage.length") == 0
     snapshot(page, "7-signed-out")
+
+
+def test_a_score_answered_503_with_retry_after_is_sent_again_and_saved(page: Page, server: tuple[str, str]) -> None:
+    """As a replica answers a score whose recommendation another replica is still copying in."""
+    pending = {"answered": 0}
+
+    def first_score_pending(route: Route) -> None:
+        if pending["answered"] == 0:
+            pending["answered"] += 1
+            route.fulfill(status=503, headers={"Retry-After": "1"}, json={"message": "not recorded yet"})
+        else:
+            route.continue_()
+
+    page.route("**/api/recommend/score", first_score_pending)
+    sign_in(page)
+    page.fill("#age", "34")
+    page.click("#recommend")
+    first = page.locator("#recommendations li").nth(0)
+    first.locator('button[data-score="5"]').click()
+    expect(first.locator(".saved")).to_have_text("Saved: 5/5")
+    expect(page.locator("#error")).to_be_hidden()
+    engine = create_engine(server[1])
+    with engine.connect() as connection:
+        stored = connection.execute(select(scores.c.score)).scalars().all()
+    engine.dispose()
+    assert (pending["answered"], stored) == (1, [5.0])
 
 
 def test_the_token_lives_in_session_storage_only(page: Page) -> None:

@@ -94,6 +94,21 @@ def recommend_operation() -> dict:
     return document
 
 
+def score_operation() -> dict:
+    document = operation(
+        "score", "Score a recommended movie", {"type": "string", "enum": ["Ok"]}, (*BODY_ERRORS, 401, 503), ScoreRequest
+    )
+    document["responses"]["503"] |= {
+        "description": (
+            "the database is unavailable, or the recommendation is not recorded yet (a replica copies it from its "
+            "journal): send the score again after Retry-After seconds. A score for an id the service issued is "
+            "never answered 4xx; 400 is for an id it never issued, or a movie not among that id's titles"
+        ),
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    }
+    return document
+
+
 def page_operation() -> dict:
     return {
         "operationId": "page",
@@ -133,15 +148,7 @@ def build_document() -> dict:
             )
         },
         "/api/recommend": {"post": recommend_operation()},
-        "/api/recommend/score": {
-            "post": operation(
-                "score",
-                "Score a recommended movie",
-                {"type": "string", "enum": ["Ok"]},
-                (*BODY_ERRORS, 401, 503),
-                ScoreRequest,
-            )
-        },
+        "/api/recommend/score": {"post": score_operation()},
         "/health": {"get": health_operation()},
         "/openapi.json": {"get": operation("openapi", "This document", {"type": "object"})},
         "/metrics": {"get": metrics_operation()},

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from app.model.recommender import JSON_SEPARATORS, Recommender
-from app.store.recommendation_log import RecommendationLog, ScoreRejected
+from app.store.recommendation_log import RecommendationLog, RecommendationPending, ScoreRejected
 from app.web.auth import require_token
-from app.web.errors import APIError
+from app.web.errors import RETRY_AFTER, APIError
 from app.web.schemas import RecommendRequest, RecommendResponse, ScoreRequest, parse_body
 from app.web.telemetry import RECOMMENDATIONS, SCORES
 
@@ -54,5 +54,7 @@ def score():
         recommendation_log().record_score(recommendation_id=given.id, movie=given.movie, score=given.score)
     except ScoreRejected as error:
         raise APIError(str(error)) from error
+    except RecommendationPending as error:  # genuine, still on its way from a journal: never a 4xx
+        raise APIError(f"{error}; try again shortly", 503, RETRY_AFTER) from error
     SCORES.inc()
     return jsonify("Ok")

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.config import MAX_BODY_BYTES
+from app import create_app, prepare_database
+from app.config import MAX_BODY_BYTES, Settings
 from app.model.recommender import OCCUPATIONS
 from app.store.recommendation_log import recommendations, scores
+from tests.web.api.conftest import PASSWORD
 
 VALID = {"age": 30, "gender": "F", "occupation": "writer"}
 
@@ -149,6 +154,25 @@ def test_a_score_is_recorded_after_ok(app: Flask, client: FlaskClient, auth_head
     assert score(client, auth_headers, {"id": answer["id"], "movie": movie, "score": 4.5}) == (200, "Ok")
     (row,) = stored(app, scores)
     assert (row["recommendation_id"], row["movie"], row["score"]) == (answer["id"], movie, 4.5)
+
+
+def test_a_score_for_a_recommendation_still_in_the_journal_is_503_with_retry_after_then_taken(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """As in a stack: recommendations go to a journal, which a mule copies into the database."""
+    app = create_app(replace(settings, journal_dir=tmp_path / "journal"))
+    prepare_database(app)  # what deploy/preflight.py does before a stack serves
+    client = app.test_client()
+    token = client.post("/api/login", json={"session_password": PASSWORD}).get_json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    answer = recommend(client, headers)
+    given = {"id": answer["id"], "movie": answer["recommendations"][0], "score": 4}
+    pending = client.post("/api/recommend/score", json=given, headers=headers)
+    assert (pending.status_code, pending.headers["Retry-After"]) == (503, "1")
+    assert pending.get_json()["message"].endswith("is not recorded yet; try again shortly")
+    app.extensions["recommendation_log"].drain_journal()  # the mule's turn
+    assert score(client, headers, given) == (200, "Ok")
+    assert [row["recommendation_id"] for row in stored(app, scores)] == [answer["id"]]
 
 
 def test_scoring_again_keeps_the_latest_score(app: Flask, client: FlaskClient, auth_headers: dict) -> None:

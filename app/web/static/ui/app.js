@@ -24,17 +24,32 @@ function showSignedIn(signedIn) {
 
 class SessionExpired extends Error {}
 
+// A 503 with Retry-After (the database restarting, or a score whose recommendation another replica is
+// still copying in) is asked again after that many seconds, at most this many times.
+const RETRIES = 5;
+
+async function post(path, headers, body) {
+  try {
+    return await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
+  } catch {
+    throw new Error("The service cannot be reached: check your connection and try again.");
+  }
+}
+
 async function callApi(path, body) {
   const headers = { "Content-Type": "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token && path !== "/api/login") {
     headers.Authorization = `Bearer ${token}`;
   }
-  let response;
-  try {
-    response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
-  } catch {
-    throw new Error("The service cannot be reached: check your connection and try again.");
+  let response = await post(path, headers, body);
+  for (let retry = 0; retry < RETRIES && response.status === 503; retry += 1) {
+    const seconds = Number(response.headers.get("Retry-After"));
+    if (!(seconds > 0)) {
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    response = await post(path, headers, body);
   }
   const answer = await response.json().catch(() => ({ message: `The service answered ${response.status}.` }));
   if (response.status === 401 && path !== "/api/login") {
