@@ -49,6 +49,8 @@ recommendations = Table(
     Column("model_version", String(64), nullable=False),
     # Whether the answer gave reasons (the request's explain); added to tables made before reasons existed.
     Column("explain", Boolean, nullable=False, server_default=false()),
+    # The request's client key (an experiment's unit), when it sent one; added to tables made before it existed.
+    Column("client", String(64), nullable=True),
 )
 
 scores = Table(
@@ -168,6 +170,7 @@ class RecommendationLog:
         titles: list[str],
         model_version: str,
         explain: bool = False,
+        client: str | None = None,
     ) -> str:
         """Store one answer of /api/recommend and return its new id."""
         row = {
@@ -178,6 +181,7 @@ class RecommendationLog:
             "occupation": occupation,
             "max_recs": max_recs,
             "explain": explain,
+            "client": client,
             "titles": titles,
             "model_version": model_version,
         }
@@ -264,5 +268,5 @@ class RecommendationLog:
 
 
 def _from_journal(row: dict) -> dict:
-    # Lines journaled before reasons existed have no explain: none were shown.
-    return {"explain": False, **row, "created_at": datetime.fromisoformat(row["created_at"])}
+    # Lines journaled before reasons existed have no explain (none were shown); before client keys, no client.
+    return {"explain": False, "client": None, **row, "created_at": datetime.fromisoformat(row["created_at"])}

@@ -13,6 +13,9 @@ from app.web.errors import APIError
 # Long enough for any title (ml-100k's longest is 81 characters) or password; short enough that no
 # valid body, even with every character escaped as a JSON surrogate pair, passes MAX_BODY_BYTES.
 MAX_TEXT = 300
+# An experiment's unit (SPEC 2 and 9): opaque to the service, so kept to printable ASCII that every log,
+# database and regular-expression engine reads alike.
+CLIENT_PATTERN = r"^[ -~]{1,64}$"
 
 
 class Strict(BaseModel):
@@ -31,6 +34,13 @@ class RecommendRequest(Strict):
     occupation: Literal[OCCUPATIONS]
     max_recs: int = Field(default=10, ge=1, le=MAX_RECS)
     explain: bool = Field(default=False, description="also answer reasons: why each title")
+    # Absent means none (the default is not validated); null is refused, as for every other field.
+    client: str = Field(
+        default=None,
+        pattern=CLIENT_PATTERN,
+        description="1-64 printable ASCII characters that stay the same for one person (the page keeps a random "
+        "one): an experiment's unit, so that a person stays in one arm. The answer does not change with it",
+    )
 
 
 class ScoreRequest(Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 from sqlalchemy import create_engine, select
 
 from app.model.recommender import MODEL_FILE_NAME
-from app.store.recommendation_log import scores, sqlite_url
+from app.store.recommendation_log import recommendations, scores, sqlite_url
 from tests.servers import PASSWORD, running_main
 
 CHROMIUM = "/usr/bin/chromium"
@@ -147,6 +148,22 @@ def test_a_score_answered_503_with_retry_after_is_sent_again_and_saved(page: Pag
         stored = connection.execute(select(scores.c.score)).scalars().all()
     engine.dispose()
     assert (pending["answered"], stored) == (1, [5.0])
+
+
+def test_the_page_sends_one_random_client_key_that_outlives_a_reload(page: Page, server: tuple[str, str]) -> None:
+    sign_in(page)
+    for _ in range(2):  # the second time after a reload, in the same tab (still signed in)
+        page.fill("#age", "52")
+        page.click("#recommend")
+        expect(page.locator("#recommendations li")).to_have_count(10)
+        page.reload()
+    engine = create_engine(server[1])
+    with engine.connect() as connection:
+        keys = connection.execute(select(recommendations.c.client)).scalars().all()
+    engine.dispose()
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", keys[0])
+    assert page.evaluate("localStorage.getItem('recommender.client')") == keys[0]
 
 
 def test_the_token_lives_in_session_storage_only(page: Page) -> None:

@@ -82,6 +82,20 @@ def test_explain_answers_a_reason_per_title_in_order(
         assert title.endswith(f"({reason['year']})")
 
 
+def test_a_client_key_is_recorded_and_changes_nothing_in_the_answer(
+    app: Flask, client: FlaskClient, auth_headers: dict
+) -> None:
+    key = "a person's key: ~ 64 printable ASCII at most"
+    keyed = client.post("/api/recommend", json={**VALID, "client": key}, headers=auth_headers).get_json()
+    plain = recommend(client, auth_headers)
+    assert keyed["recommendations"] == plain["recommendations"]
+    assert set(keyed) == set(plain) == {"recommendations", "id"}
+    assert {row["id"]: row["client"] for row in stored(app, recommendations)} == {
+        keyed["id"]: key,
+        plain["id"]: None,
+    }
+
+
 def test_a_recorded_recommendation_keeps_whether_reasons_were_shown(
     app: Flask, client: FlaskClient, auth_headers: dict
 ) -> None:
@@ -118,6 +132,12 @@ def test_a_recorded_recommendation_keeps_whether_reasons_were_shown(
         ({"explain": "true"}, "explain"),
         ({"explain": 1}, "explain"),
         ({"explain": None}, "explain"),
+        ({"client": ""}, "client"),
+        ({"client": "x" * 65}, "client"),
+        ({"client": "tab\there"}, "client"),
+        ({"client": "café"}, "client"),
+        ({"client": 42}, "client"),
+        ({"client": None}, "client"),
         ({"favourite": "Heat"}, "favourite"),
     ],
 )

@@ -2,6 +2,18 @@
 
 // The page talks to the same API as any client; the token lives in sessionStorage only.
 const TOKEN_KEY = "recommender.token";
+// A random key that stays with this browser (localStorage), sent with every request for recommendations:
+// the unit of an experiment, so that one person stays with one model. It says nothing about the person.
+const CLIENT_KEY = "recommender.client";
+
+function clientKey() {
+  let key = localStorage.getItem(CLIENT_KEY);
+  if (!key) {
+    key = crypto.randomUUID();
+    localStorage.setItem(CLIENT_KEY, key);
+  }
+  return key;
+}
 const OCCUPATIONS = [
   "administrator", "artist", "doctor", "educator", "engineer", "entertainment", "executive",
   "healthcare", "homemaker", "lawyer", "librarian", "marketing", "none", "other", "programmer",
@@ -173,6 +185,7 @@ function setUp() {
         occupation: element("occupation").value,
         max_recs: asWholeNumber(element("max-recs").value),
         explain: true,
+        client: clientKey(),
       });
       showRecommendations(answer);
     });
