@@ -34,7 +34,8 @@ def read_log(database_url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def summarise_online(served: pd.DataFrame, scored: pd.DataFrame) -> dict:
     """Per model version: served, scored, mean score, share of 4 and 5; the same for answers given with reasons
-    and without (did reasons change how people score?); and per segment with enough scores."""
+    and without (who asked differs: the page always asks, API clients choose; so no effect of reasons can be
+    read from it); and per segment with enough scores."""
     joined = scored.merge(served, left_on="recommendation_id", right_on="id")
     joined = joined.assign(
         positive=joined["score"] >= RELEVANT_RATING,
