@@ -29,7 +29,7 @@ from tests.servers import free_port
 pytestmark = pytest.mark.docker
 
 ROUNDS = 200
-# What a secret could come in by besides its file: none of them is set when the project is taken down.
+# Variables a secret could come in by besides its file: every project here runs without them.
 SECRET_VARIABLES = ("SESSION_PASSWORD", "JWT_SECRET_KEY", "POSTGRES_PASSWORD", "DATABASE_PASSWORD", "SECRETS_DIR")
 
 
