@@ -6,7 +6,7 @@ PORT ?= 5000
 
 .PHONY: run test lint train evaluate data bench docker-build reload
 
-$(INSTALLED): requirements.txt requirements-dev.txt
+$(INSTALLED): requirements.txt requirements-test.txt requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@

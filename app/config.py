@@ -20,7 +20,7 @@ DEFAULT_TOKEN_SECONDS = 3600
 MAX_BODY_BYTES = 16 * 1024
 DEFAULT_LOGIN_RATE_LIMIT = "10 per minute"
 # Settings that may instead be read from the file NAME_FILE names (Docker secrets mount them as files).
-SECRET_FILE_SETTINGS = ("SESSION_PASSWORD", "JWT_SECRET_KEY", "METRICS_TOKEN")
+SECRET_FILE_SETTINGS = ("SESSION_PASSWORD", "JWT_SECRET_KEY", "METRICS_TOKEN", "DATABASE_PASSWORD")
 # HS256 wants a key of at least 256 bits.
 MIN_SECRET_LENGTH = 32
 
@@ -65,7 +65,7 @@ class Settings:
             jwt_secret_key=secret or secrets.token_urlsafe(32),
             jwt_secret_generated=not secret,
             token_seconds=_whole_number(environ, "JWT_ACCESS_TOKEN_EXPIRES", DEFAULT_TOKEN_SECONDS, minimum=1),
-            database_url=environ.get("DATABASE_URL") or None,
+            database_url=_database_url(environ),
             log_level=_log_level(environ),
             login_rate_limit=_rate_limit(environ),
             rate_limit_storage_uri=environ.get("RATELIMIT_STORAGE_URI") or "memory://",
@@ -92,6 +92,30 @@ def _with_secret_files(environ: Mapping[str, str]) -> Mapping[str, str]:
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(f"{name}_FILE={path!r} cannot be read ({error}): name a readable file") from error
     return values
+
+
+def _database_url(environ: Mapping[str, str]) -> str | None:
+    """DATABASE_URL with DATABASE_PASSWORD put in as its password: the URL is configuration, the password a
+    secret (one file that PostgreSQL's container reads too), so neither has to hold the other."""
+    url = environ.get("DATABASE_URL") or None
+    password = environ.get("DATABASE_PASSWORD", "")
+    if not password:
+        return url
+    if url is None:
+        raise ConfigError("DATABASE_PASSWORD is set without DATABASE_URL: set DATABASE_URL to the database it opens")
+    # Here, not at the top: the model side (app.data) reads ML100K_DIR from this module and imports no SQL.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise ConfigError(
+            "DATABASE_URL is not a database URL: set it like postgresql+psycopg://user@host/db"
+        ) from error
+    if parsed.password is not None:
+        raise ConfigError("both DATABASE_URL's password and DATABASE_PASSWORD are set: set only one of them")
+    return parsed.set(password=password).render_as_string(hide_password=False)
 
 
 def _required(environ: Mapping[str, str], name: str, meaning: str) -> str:

@@ -193,30 +193,27 @@ def measure(model_path: Path, work_dir: Path, seconds: int) -> dict:
 def through_balancer(image: str, seconds: int) -> dict:
     """recommend through docker-compose.yml's balancer with 1, then 2 replicas of IMAGE. No target: on this
     machine's cores the replicas share the CPUs with the balancer, PostgreSQL and wrk."""
-    from tests.docker.conftest import compose_command
+    from tests.docker.conftest import compose_command, make_compose_secrets
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    environ = {
-        **os.environ,
-        "IMAGE": image,
-        "PORT": str(port),
-        "SESSION_PASSWORD": PASSWORD,
-        "JWT_SECRET_KEY": "a-benchmark-signing-key-of-decent-length",
-    }
+    environ = {**os.environ, "IMAGE": image, "PORT": str(port)}
     compose = [*compose_command(), "-p", f"bench{os.getpid()}", "-f", str(ROOT / "docker-compose.yml")]
     results = {}
     try:
-        for replicas in (1, 2):
-            subprocess.run([*compose, "up", "-d", "--no-build", "--scale", f"api={replicas}"],
-                           env=environ, cwd=ROOT, check=True, capture_output=True)  # fmt: skip
-            wait_for_healthy_replicas(compose, environ, replicas)
-            access = token(url)
-            wrk(url, "/", 3)
-            results[f"recommend through the balancer, {replicas} replica(s)"] = wrk(
-                url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access
-            )
+        with tempfile.TemporaryDirectory(prefix="bench-secrets-") as secrets:
+            environ["SECRETS_DIR"] = str(make_compose_secrets(Path(secrets), PASSWORD))
+            for replicas in (1, 2):
+                subprocess.run([*compose, "up", "-d", "--no-build", "--scale", f"api={replicas}"],
+                               env=environ, cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+                wait_for_healthy_replicas(compose, environ, replicas)
+                access = token(url)
+                wrk(url, "/", 3)
+                results[f"recommend through the balancer, {replicas} replica(s)"] = wrk(
+                    url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access
+                )
     finally:
+        # Without the secrets, gone by now: `down` needs none.
         subprocess.run([*compose, "down", "--volumes"], env=environ, cwd=ROOT, check=True, capture_output=True)
     return results
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
 from app.config import DEFAULT_TOKEN_SECONDS, ConfigError, Settings
 
@@ -96,7 +97,7 @@ def test_secrets_can_come_from_files_as_docker_secrets_mount_them(tmp_path: Path
     assert not settings.jwt_secret_generated
 
 
-@pytest.mark.parametrize("name", ["SESSION_PASSWORD", "JWT_SECRET_KEY", "METRICS_TOKEN"])
+@pytest.mark.parametrize("name", ["SESSION_PASSWORD", "JWT_SECRET_KEY", "METRICS_TOKEN", "DATABASE_PASSWORD"])
 def test_a_secret_set_both_ways_stops_the_start(name: str, tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("k" * 40)
     with pytest.raises(ConfigError, match=f"both {name} and {name}_FILE are set"):
@@ -108,3 +109,41 @@ def test_a_secret_set_both_ways_stops_the_start(name: str, tmp_path: Path) -> No
 def test_an_unreadable_secret_file_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="JWT_SECRET_KEY_FILE=.* cannot be read"):
         Settings.from_environ({**REQUIRED, "JWT_SECRET_KEY_FILE": str(tmp_path / "missing")})
+
+
+def test_the_database_password_comes_from_its_own_file_into_the_url(tmp_path: Path) -> None:
+    """As compose and the stack give it: one secret file, which PostgreSQL's container reads too."""
+    (tmp_path / "db_password").write_text("p@ss/w:rd%\n")
+    settings = Settings.from_environ(
+        {
+            **REQUIRED,
+            "DATABASE_URL": "postgresql+psycopg://postgres@db:5432/recommender",
+            "DATABASE_PASSWORD_FILE": str(tmp_path / "db_password"),
+        }
+    )
+    url = make_url(settings.database_url)
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "postgres",
+        "p@ss/w:rd%",
+        "db",
+        5432,
+        "recommender",
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"DATABASE_PASSWORD": "p"}, "DATABASE_PASSWORD is set without DATABASE_URL: set DATABASE_URL"),
+        (
+            {"DATABASE_PASSWORD": "p", "DATABASE_URL": "postgresql+psycopg://postgres:other@db/recommender"},
+            "both DATABASE_URL's password and DATABASE_PASSWORD are set: set only one of them",
+        ),
+        ({"DATABASE_PASSWORD": "p", "DATABASE_URL": "not a url"}, "DATABASE_URL is not a database URL"),
+    ],
+)
+def test_a_database_password_that_cannot_apply_stops_the_start(environ: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.from_environ({**REQUIRED, **environ})
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -14,7 +15,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.repository
 # The tests the image build runs: those that need neither the data set, nor services, nor more programs.
-IMAGE_TESTS = "not dataset and not service and not stack and not repository and not browser and not docker"
+IMAGE_TESTS = "not dataset and not service and not stack and not repository and not browser and not docker and not slow"
+# A setting that holds a secret, by its name.
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|KEY|TOKEN")
 DOCKERFILE = (ROOT / "Dockerfile").read_text() if (ROOT / "Dockerfile").exists() else ""
 
 
@@ -61,12 +64,19 @@ def test_the_image_runs_the_stack_as_app_checks_its_health_and_serves_an_unprivi
     assert re.search(r"^HEALTHCHECK ", DOCKERFILE, re.MULTILINE)
 
 
-def test_the_build_runs_the_tests_and_the_accuracy_check() -> None:
+def test_the_build_runs_the_tests_and_the_accuracy_check_as_the_image_runs_them() -> None:
     runs = " ".join(instructions("RUN"))
-    # The final stage takes the test stage's report, so that no builder can skip the test stage.
-    assert "--from=test /build-check.txt /model/build-check.txt" in instructions("COPY")
-    assert f'python -m pytest -q -p no:cacheprovider -m "{IMAGE_TESTS}"' in runs
+    # The test stage is the image itself; the final stage takes its report, so that no builder can skip it.
+    assert re.findall(r"^FROM (\S+)(?: AS (\S+))?$", DOCKERFILE, re.MULTILINE)[-2:] == [
+        ("runtime", "test"),
+        ("runtime", ""),
+    ]
+    assert "--from=test /tmp/build-check.txt /model/build-check.txt" in instructions("COPY")
+    assert "pytest -q | tee /tmp/build-check.txt" in runs
     assert "python tests/run_accuracy_tests.py /model/model.pkl /model/test_data.json" in runs
+    # The selection is the image's environment, so `docker exec <container> pytest` runs the same.
+    (selection,) = [env for env in instructions("ENV") if "PYTEST_ADDOPTS=" in env]
+    assert f"""PYTEST_ADDOPTS='-p no:cacheprovider -m "{IMAGE_TESTS}"'""" in selection
 
 
 def test_in_every_stage_dependencies_install_before_the_code_is_copied() -> None:
@@ -105,8 +115,11 @@ def test_the_stack_file_takes_its_secrets_from_swarm_and_updates_health_gated() 
     api = services["api"]
     assert api["image"] == "${IMAGE:-recommender:latest}"
     assert api["deploy"]["replicas"] == "${REPLICAS:-2}"
-    assert set(api["secrets"]) == {"session_password", "jwt_secret_key"}
-    assert stack["secrets"] == {"session_password": {"external": True}, "jwt_secret_key": {"external": True}}
+    assert set(api["secrets"]) == {"session_password", "jwt_secret_key", "db_password"}
+    assert services["db"]["secrets"] == ["db_password"]
+    assert stack["secrets"] == {
+        name: {"external": True} for name in ("session_password", "jwt_secret_key", "db_password")
+    }
     assert "SESSION_PASSWORD" not in api["environment"] and "JWT_SECRET_KEY" not in api["environment"]
     update = api["deploy"]["update_config"]
     assert (update["order"], update["failure_action"]) == ("start-first", "rollback")
@@ -115,6 +128,30 @@ def test_the_stack_file_takes_its_secrets_from_swarm_and_updates_health_gated() 
     assert {service["deploy"]["endpoint_mode"] for service in services.values()} == {"dnsrr"}
     for config in stack["configs"].values():
         assert (ROOT / "deploy" / config["file"]).is_file()
+
+
+@pytest.mark.parametrize("path", ["docker-compose.yml", "deploy/stack.yml"])
+def test_no_secret_and_no_default_password_in_the_compose_and_stack_files(path: str) -> None:
+    """Secrets reach a service only as files in /run/secrets/ (SPEC 8), never from a variable, defaulted or not."""
+    text = (ROOT / path).read_text()
+    variables = set(re.findall(r"\$\{(\w+)", text)) - {"SECRETS_DIR"}  # where compose's secret files are
+    assert not [variable for variable in variables if SECRET_NAME.search(variable)]
+    for name, service in yaml.safe_load(text)["services"].items():
+        for variable, value in service.get("environment", {}).items():
+            if SECRET_NAME.search(variable):
+                assert variable.endswith("_FILE") and value.startswith("/run/secrets/"), (name, variable)
+                assert value.removeprefix("/run/secrets/") in service["secrets"], (name, variable)
+            elif "://" in str(value):
+                assert urlsplit(value).password is None, (name, variable)
+
+
+def test_composes_secret_files_stay_out_of_git_and_of_the_build_context() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    files = [entry["file"].replace("${SECRETS_DIR:-./secrets}", "secrets") for entry in compose["secrets"].values()]
+    assert files == ["secrets/session_password.txt", "secrets/jwt_secret_key.txt", "secrets/db_password.txt"]
+    ignored = subprocess.run(["git", "check-ignore", *files], cwd=ROOT, capture_output=True, text=True)
+    assert ignored.stdout.split() == files
+    assert "secrets/" in (ROOT / ".dockerignore").read_text().split()
 
 
 def test_the_pipeline_tests_then_builds_then_deploys_by_hand() -> None:

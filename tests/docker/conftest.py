@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -43,6 +45,24 @@ def docker(*arguments: str, check: bool = True, timeout: float = 120) -> str:
     if check:
         assert result.returncode == 0, f"docker {' '.join(arguments)}: {result.stderr}"
     return result.stdout.strip()
+
+
+def readme_block(first_line: str) -> str:
+    """The README's shell block that starts with first_line."""
+    blocks = re.findall(r"```\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    (block,) = [block for block in blocks if block.startswith(first_line)]
+    return block
+
+
+def make_compose_secrets(directory: Path, session_password: str) -> Path:
+    """docker-compose.yml's secret files, made in directory by the README's own lines (those before
+    `docker-compose up`) with session_password; returns the folder to give compose as SECRETS_DIR."""
+    lines = readme_block("mkdir -m 700 secrets").splitlines()
+    setup = lines[: next(number for number, line in enumerate(lines) if line.startswith("docker-compose "))]
+    script = "\n".join(setup).replace("letmein", shlex.quote(session_password))
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=directory, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return directory / "secrets"
 
 
 def compose_command() -> list[str]:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker.conftest import PASSWORD, ROOT, deploy_docker, docker, export_tree, wait_for_health
+from tests.docker.conftest import PASSWORD, deploy_docker, docker, export_tree, readme_block, wait_for_health
 from tests.servers import free_port
 
 pytestmark = pytest.mark.docker
 # The image's owner, app (Dockerfile: useradd --uid 10001).
 APP_UID = "10001"
-# At most this much over its python:3.11-slim base (issue: the runtime alone, no test tools, no wheel layer).
+# At most this much over its python:3.11-slim base (the runtime and its own tests; no development tools, no wheels).
 MAX_BYTES_OVER_BASE = 350_000_000
 
 
@@ -32,16 +32,10 @@ def served(image: str, container_name: str) -> Iterator[tuple[str, str]]:
     yield url, container_name
 
 
-def readme_walkthrough() -> str:
-    """The README's curl walkthrough: the shell block that logs in, recommends and scores."""
-    blocks = re.findall(r"```\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
-    (walkthrough,) = [block for block in blocks if block.startswith("TOKEN=$(curl")]
-    return walkthrough
-
-
 def test_the_readme_walkthrough_runs_against_the_container(served: tuple[str, str]) -> None:
     url, _ = served
-    script = readme_walkthrough().replace("http://127.0.0.1:5000", url).replace('"letmein"', json.dumps(PASSWORD))
+    walkthrough = readme_block("TOKEN=$(curl")  # the shell block that logs in, recommends and scores
+    script = walkthrough.replace("http://127.0.0.1:5000", url).replace('"letmein"', json.dumps(PASSWORD))
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     answer, scored = result.stdout.splitlines()
@@ -68,11 +62,38 @@ def test_a_new_container_is_marked_healthy_within_seconds_of_serving(served: tup
 def test_nothing_the_build_wrote_stays_in_the_image(image: str) -> None:
     listing = docker("run", "--rm", image, "sh", "-c",
                      "find /app/instance -mindepth 1; find / -xdev \\( -name .hypothesis -o -name .schemathesis "
-                     "-o -name .pytest_cache -o -name tests \\) -path '/app/*' -print; ls /opt/venv/bin")  # fmt: skip
+                     "-o -name .pytest_cache -o -name __pycache__ \\) -path '/app/*' -print; "
+                     "ls /opt/venv/bin")  # fmt: skip
     assert "/app/" not in listing, listing
-    for tool in ("pytest", "ruff", "schemathesis", "playwright", "hadolint"):
+    # The image's own test runner is there (SPEC 8: docker exec <container> pytest); no other tool is.
+    for tool in ("ruff", "schemathesis", "st", "playwright", "hadolint", "matplotlib"):
         assert tool not in listing.split(), f"{tool} is in the final image"
-    assert "uwsgi" in listing.split()
+    assert {"uwsgi", "pytest"} <= set(listing.split())
+
+
+def test_a_running_container_passes_the_same_tests_as_its_build(served: tuple[str, str]) -> None:
+    """SPEC 8: `docker exec <container> pytest` is the build's selection, run as app beside the live service,
+    which it leaves alone."""
+    _, name = served
+    assert docker("exec", name, "id", "-u") == APP_UID
+    build_report = docker("exec", name, "cat", "/model/build-check.txt")
+    instance_before = docker("exec", name, "find", "/app/instance")
+    result = subprocess.run(["docker", "exec", name, "pytest"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr
+    # "300 passed, 61 deselected": the same counts as the build's (pytest -q) summary line.
+    (counts,) = re.findall(r"^=+ (\d+ passed.*?) in [\d.]+s", result.stdout, re.MULTILINE)
+    assert re.search(rf"^{re.escape(counts)} in ", build_report, re.MULTILINE), (counts, build_report)
+    assert docker("exec", name, "find", "/app/instance") == instance_before
+
+
+def test_a_running_container_passes_the_accuracy_check_again(served: tuple[str, str]) -> None:
+    _, name = served
+    result = subprocess.run(
+        ["docker", "exec", name, "python", "tests/run_accuracy_tests.py", "/model/model.pkl", "/model/test_data.json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "accuracy check passed" in result.stdout and "ranking gate passed" in result.stdout
 
 
 def test_the_image_records_the_checks_its_build_passed(image: str) -> None:

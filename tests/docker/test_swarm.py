@@ -26,7 +26,8 @@ from tests.servers import free_port
 pytestmark = pytest.mark.docker
 
 JWT_KEY = "a-swarm-test-signing-key-kept-as-a-docker-secret"
-SECRETS = {"session_password": PASSWORD, "jwt_secret_key": JWT_KEY}
+# deploy/stack.yml's secrets; PostgreSQL's password is read by the db and api tasks alike.
+SECRETS = {"session_password": PASSWORD, "jwt_secret_key": JWT_KEY, "db_password": "a swarm test database password"}
 REPLICAS = 2
 
 

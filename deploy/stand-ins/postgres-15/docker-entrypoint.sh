@@ -1,11 +1,19 @@
 #!/bin/sh
 # The official image's start-up, as far as this project uses it: an empty PGDATA is initialised with
-# POSTGRES_USER (default postgres) and POSTGRES_PASSWORD, POSTGRES_DB is created, and the server listens
-# on every address with password authentication.
+# POSTGRES_USER (default postgres) and POSTGRES_PASSWORD (or the file POSTGRES_PASSWORD_FILE names: a
+# Docker secret), POSTGRES_DB is created, and the server listens on every address with password authentication.
 set -eu
 user="${POSTGRES_USER:-postgres}"
 if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
-  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is not set: set the database superuser's password}"
+  if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+      echo "both POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE are set: set only one of them" >&2
+      exit 1
+    fi
+    # As the official image reads it: the file's content without its trailing newlines.
+    POSTGRES_PASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")"
+  fi
+  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is not set: set the database superuser's password (or POSTGRES_PASSWORD_FILE)}"
   password_file="$(mktemp)"
   printf '%s' "$POSTGRES_PASSWORD" > "$password_file"
   # UTF-8, as the official image: without a locale initdb would choose SQL_ASCII, whose text drivers get as bytes.
