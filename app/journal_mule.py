@@ -1,4 +1,5 @@
-"""The uwsgi mule (deploy/uwsgi.ini): copies the workers' recommendation journals into the database."""
+"""The uwsgi mule (deploy/uwsgi.ini): copies the workers' recommendation journals into the database, and
+publishes the experiment's state for this replica's workers (app/experiment/publication.py)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,27 @@ import time
 
 from sqlalchemy.exc import OperationalError
 
+from app.experiment.publication import PUBLISH_INTERVAL_SECONDS, publish
 from main import app
 
 DRAIN_INTERVAL_SECONDS = 0.1
 log = logging.getLogger(__name__)
 
 
-def drain_forever() -> None:
+def work_forever() -> None:
     recommendation_log = app.extensions["recommendation_log"]
+    directory = app.extensions["arms"].directory
+    next_publication = 0.0
     while True:
         try:
             recommendation_log.drain_journal()
-        except OperationalError as error:  # the database is away: the lines wait in the journal
-            log.warning("cannot copy the journal into the database yet: %s", str(error.orig).strip().splitlines()[0])
+            if directory is not None and time.monotonic() >= next_publication:
+                publish(recommendation_log.engine, directory)
+                next_publication = time.monotonic() + PUBLISH_INTERVAL_SECONDS
+        except OperationalError as error:  # the database is away: lines wait in the journal, workers keep their arms
+            log.warning("cannot reach the database yet: %s", str(error.orig).strip().splitlines()[0])
             time.sleep(1)
         time.sleep(DRAIN_INTERVAL_SECONDS)
 
 
-drain_forever()
+work_forever()

@@ -1,0 +1,5 @@
+"""placeholder"""
+
+
+def status_report(engine, *, as_json: bool) -> str:
+    return ""
