@@ -54,6 +54,7 @@ def running_stack(model_path: Path, work_dir: Path, app_module: str = "main"):
         "JWT_SECRET_KEY": "a-benchmark-signing-key-of-decent-length",
         "DATABASE_URL": f"sqlite:///{work_dir / f'{app_module}-{port}.sqlite3'}",
         "RECOMMENDATION_JOURNAL_DIR": str(work_dir / f"journal-{app_module}-{port}"),
+        "EXPERIMENT_DIR": str(work_dir / f"experiment-{app_module}-{port}"),
     }  # LOG_LEVEL as deployed (INFO): a log line per request
     with (work_dir / f"stack-{app_module}-{port}.log").open("w") as log:
         process = subprocess.Popen(

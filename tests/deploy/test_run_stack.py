@@ -41,6 +41,7 @@ def stack_environ(model_path: Path, work_dir: Path, port: int, database_url: str
         "JWT_SECRET_KEY": "a-stack-test-signing-key-of-decent-length",
         "DATABASE_URL": database_url or sqlite_url(work_dir / "stack.sqlite3"),
         "RECOMMENDATION_JOURNAL_DIR": str(work_dir / "journal"),
+        "EXPERIMENT_DIR": str(work_dir / "experiment"),
     }
 
 
