@@ -161,17 +161,21 @@ def with_and_without_explain(url: str, access: str, seconds: int) -> tuple[dict,
 def during_an_experiment(url: str, access: str, seconds: int, model_path: Path, environ: dict[str, str]) -> dict:
     """recommend for random people while half the traffic goes to a candidate (a copy of the model, loaded by
     every worker beside the control): the median of EXPLAIN_ROUNDS runs, after a warm-up."""
-    started = subprocess.run(
-        [sys.executable, "-m", "app.experiment", "start", str(model_path)],
-        cwd=ROOT, env=environ, capture_output=True, text=True,
-    )  # fmt: skip
-    if started.returncode != 0:
-        raise SystemExit(f"the experiment did not start: {started.stderr}")
+
+    def experiment(*arguments: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "app.experiment", *arguments], cwd=ROOT, env=environ,
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"python -m app.experiment {arguments[0]} failed: {done.stderr}")
+
+    experiment("start", str(model_path))
     time.sleep(3)  # every worker takes it up (app/experiment/publication.py publishes every second)
     wrk(url, "/api/recommend", 3, "recommend_random.lua", BENCH_TOKEN=access)
     runs = [
         wrk(url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access) for _ in range(EXPLAIN_ROUNDS)
     ]
+    experiment("stop")
+    time.sleep(3)  # back to the control alone before the next measurement
     return sorted(runs, key=lambda run: run["requests_per_second"])[EXPLAIN_ROUNDS // 2]
 
 
