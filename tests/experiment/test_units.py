@@ -46,13 +46,28 @@ def test_units_add_up_each_arms_recommendations_and_scores(log: RecommendationLo
             figures[4] += sum(score >= 4 for score in given)
     found = units_by_arm(log.engine, 1)
     for arm in (CONTROL, CANDIDATE):
+        units = list(expected[arm].values())  # [recommendations, scored, scores, score sum, liked] per unit
+        summed = found[arm]
+        # The squares and products tell units apart: a row counted in the wrong unit changes them.
+        assert (summed.units, summed.recommendations, summed.scored, summed.scores) == (
+            len(units),
+            sum(u[0] for u in units),
+            sum(u[1] for u in units),
+            sum(u[2] for u in units),
+        )
         # Halves add up exactly in binary floating point: the sums can be compared exactly.
-        want = sorted(tuple(map(float, figures)) for figures in expected[arm].values())
-        units = found[arm]
-        got = sorted(zip(units.recommendations, units.scored, units.scores, units.score_sum, units.liked, strict=True))
-        assert [tuple(map(float, unit)) for unit in got] == want
+        assert (summed.score_sum, summed.liked, summed.shown) == (
+            sum(u[3] for u in units),
+            sum(u[4] for u in units),
+            10 * sum(u[0] for u in units),
+        )
+        assert (summed.liked_squares, summed.recommendation_squares, summed.liked_times_recommendations) == (
+            sum(u[4] ** 2 for u in units),
+            sum(u[0] ** 2 for u in units),
+            sum(u[4] * u[0] for u in units),
+        )
 
 
 def test_an_experiment_without_recommendations_has_no_units(log: RecommendationLog) -> None:
     found = units_by_arm(log.engine, 9)
-    assert [len(found[arm].recommendations) for arm in (CONTROL, CANDIDATE)] == [0, 0]
+    assert [found[arm].units for arm in (CONTROL, CANDIDATE)] == [0, 0]
