@@ -18,6 +18,17 @@ FORBIDDEN = {
     "model": ("flask", "sqlalchemy", "limits", "app.web", "app.store", "app.config"),
     "store": ("flask", "app.web", "app.model"),
     "training": ("flask", "app.web"),
+    "experiment": (
+        "flask",
+        "sqlalchemy",
+        "pandas",
+        "sklearn",
+        "app.web",
+        "app.store",
+        "app.model",
+        "app.training",
+        "app.config",
+    ),
 }
 
 
