@@ -33,6 +33,7 @@ def create_app(test_config: Settings | None = None) -> Flask:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from app.config import MAX_BODY_BYTES, Settings
+    from app.experiment.arms import Arms
     from app.web import auth, errors, logs, telemetry
     from app.web.api import auth as auth_routes
     from app.web.api import health, openapi, recommend, ui
@@ -44,8 +45,6 @@ def create_app(test_config: Settings | None = None) -> Flask:
     if settings.jwt_secret_generated:
         log.warning("JWT_SECRET_KEY is not set: tokens are signed with a random key and end with this process")
     app.extensions["recommendation_log"] = _recommendation_log(settings, Path(app.instance_path))
-    if settings.journal_dir is None:  # every recommendation goes straight to the database: it must work now
-        prepare_database(app)
 
     auth.init_app(app, settings)
     errors.init_app(app)
@@ -57,7 +56,9 @@ def create_app(test_config: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
 
     recommender = _load_recommender(settings.model_path)
-    app.extensions["recommender"] = recommender
+    app.extensions["arms"] = Arms(recommender, settings.experiment_dir)
+    if settings.journal_dir is None:  # every recommendation goes straight to the database: it must work now
+        prepare_database(app)
     telemetry.record_model(recommender.version)
     log.info("serving model %s from %s", recommender.version[:12], settings.model_path)
     return app
@@ -77,7 +78,8 @@ def _recommendation_log(settings: Settings, instance_path: Path) -> Recommendati
 
 
 def prepare_database(app: Flask) -> None:
-    """Create the tables, prove the database takes writes, and copy in what a crash left in the journal.
+    """Create the tables, prove the database takes writes, copy in what a crash left in the journal, and publish
+    the experiment's state for the workers.
 
     Once per start of a server: create_app does it without a journal, deploy/preflight.py before a stack
     serves. A stack's workers never ask the database anything to start, so that uwsgi can replace them
@@ -86,12 +88,16 @@ def prepare_database(app: Flask) -> None:
     from sqlalchemy.exc import OperationalError
 
     from app.config import ConfigError
+    from app.experiment.publication import publish
 
     recommendation_log = app.extensions["recommendation_log"]
+    directory = app.extensions["arms"].directory
     try:
         recommendation_log.create_tables()
         if recommendation_log.journal is not None:
             recommendation_log.drain_journal()
+        if directory is not None:  # the workers start serving what the record says (a promoted candidate)
+            publish(recommendation_log.engine, directory)
     except OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0]
         raise ConfigError(f"DATABASE_URL: cannot use the database ({reason})") from error

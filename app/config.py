@@ -46,6 +46,8 @@ class Settings:
     trusted_proxy_hops: int = 0
     # Set by deploy/run-stack: where workers journal recommendations for the mule to copy into the database.
     journal_dir: Path | None = None
+    # Set by deploy/run-stack: where the mule publishes the experiment's state for the workers to follow.
+    experiment_dir: Path | None = None
     # Set by deploy/run-stack: where every uwsgi worker writes its metrics.
     metrics_multiprocess_dir: str | None = None
     # When set, /metrics answers only requests that carry it ("Authorization: Bearer <token>").
@@ -70,9 +72,8 @@ class Settings:
             login_rate_limit=_rate_limit(environ),
             rate_limit_storage_uri=environ.get("RATELIMIT_STORAGE_URI") or "memory://",
             trusted_proxy_hops=_whole_number(environ, "TRUSTED_PROXY_HOPS", 0, minimum=0),
-            journal_dir=Path(environ["RECOMMENDATION_JOURNAL_DIR"])
-            if environ.get("RECOMMENDATION_JOURNAL_DIR")
-            else None,
+            journal_dir=_path(environ, "RECOMMENDATION_JOURNAL_DIR"),
+            experiment_dir=_path(environ, "EXPERIMENT_DIR"),
             metrics_multiprocess_dir=environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
             metrics_token=environ.get("METRICS_TOKEN") or None,
         )
@@ -123,6 +124,11 @@ def _required(environ: Mapping[str, str], name: str, meaning: str) -> str:
     if not value.strip():
         raise ConfigError(f"{name} is not set: set it to {meaning}")
     return value
+
+
+def _path(environ: Mapping[str, str], name: str) -> Path | None:
+    value = environ.get(name, "").strip()
+    return Path(value) if value else None
 
 
 def _whole_number(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

@@ -11,5 +11,5 @@ class FixedList(Recommender):
         return self.estimator.titles_[:max_recs].tolist()
 
 
-served = app.extensions["recommender"]
-app.extensions["recommender"] = FixedList(served.estimator, served.version, served.metadata)
+arms = app.extensions["arms"]
+arms.control = FixedList(arms.control.estimator, arms.control.version, arms.control.metadata)

@@ -17,5 +17,5 @@ class PredictPerRequest(Recommender):
         return model.titles_[best].tolist()
 
 
-served = app.extensions["recommender"]
-app.extensions["recommender"] = PredictPerRequest(served.estimator, served.version, served.metadata)
+arms = app.extensions["arms"]
+arms.control = PredictPerRequest(arms.control.estimator, arms.control.version, arms.control.metadata)

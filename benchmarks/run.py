@@ -42,7 +42,7 @@ def free_port() -> int:
 
 @contextmanager
 def running_stack(model_path: Path, work_dir: Path, app_module: str = "main"):
-    """deploy/run-stack on a free loopback port; yields its base URL and process."""
+    """deploy/run-stack on a free loopback port; yields its base URL, process and environment."""
     port = free_port()
     environ = {
         **os.environ,
@@ -54,6 +54,7 @@ def running_stack(model_path: Path, work_dir: Path, app_module: str = "main"):
         "JWT_SECRET_KEY": "a-benchmark-signing-key-of-decent-length",
         "DATABASE_URL": f"sqlite:///{work_dir / f'{app_module}-{port}.sqlite3'}",
         "RECOMMENDATION_JOURNAL_DIR": str(work_dir / f"journal-{app_module}-{port}"),
+        "EXPERIMENT_DIR": str(work_dir / f"experiment-{app_module}-{port}"),
     }  # LOG_LEVEL as deployed (INFO): a log line per request
     with (work_dir / f"stack-{app_module}-{port}.log").open("w") as log:
         process = subprocess.Popen(
@@ -70,7 +71,7 @@ def running_stack(model_path: Path, work_dir: Path, app_module: str = "main"):
                     break
             except requests.RequestException:
                 time.sleep(0.2)
-        yield url, process
+        yield url, process, environ
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
@@ -157,9 +158,30 @@ def with_and_without_explain(url: str, access: str, seconds: int) -> tuple[dict,
     )
 
 
+def during_an_experiment(url: str, access: str, seconds: int, model_path: Path, environ: dict[str, str]) -> dict:
+    """recommend for random people while half the traffic goes to a candidate (a copy of the model, loaded by
+    every worker beside the control): the median of EXPLAIN_ROUNDS runs, after a warm-up."""
+
+    def experiment(*arguments: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "app.experiment", *arguments], cwd=ROOT, env=environ,
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"python -m app.experiment {arguments[0]} failed: {done.stderr}")
+
+    experiment("start", str(model_path))
+    time.sleep(3)  # every worker takes it up (app/experiment/publication.py publishes every second)
+    wrk(url, "/api/recommend", 3, "recommend_random.lua", BENCH_TOKEN=access)
+    runs = [
+        wrk(url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access) for _ in range(EXPLAIN_ROUNDS)
+    ]
+    experiment("stop")
+    time.sleep(3)  # back to the control alone before the next measurement
+    return sorted(runs, key=lambda run: run["requests_per_second"])[EXPLAIN_ROUNDS // 2]
+
+
 def measure(model_path: Path, work_dir: Path, seconds: int) -> dict:
     results = {}
-    with running_stack(model_path, work_dir) as (url, process):
+    with running_stack(model_path, work_dir) as (url, process, environ):
         access = token(url)
         wrk(url, "/", 3)  # warm-up: connections, nginx, the workers' first requests
         results["GET /"] = wrk(url, "/", seconds)
@@ -176,10 +198,11 @@ def measure(model_path: Path, work_dir: Path, seconds: int) -> dict:
             url, "/api/recommend/score", seconds, "post_json.lua", BENCH_TOKEN=access, BENCH_BODY=json.dumps(score)
         )
         memory = worker_memory(process)
+        results["recommend, an experiment running"] = during_an_experiment(url, access, seconds, model_path, environ)
         results["recommend during a model swap"] = swap_under_load(url, process, model_path, work_dir, seconds, access)
     for label, module in (("recommend, fixed list (no ranking)", "benchmarks.fixed_list_app"),
                           ("recommend, predict per request (naive)", "benchmarks.naive_app")):  # fmt: skip
-        with running_stack(model_path, work_dir, module) as (url, _):
+        with running_stack(model_path, work_dir, module) as (url, _, _):
             access = token(url)
             wrk(url, "/", 3)
             results[label] = wrk(url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access)
@@ -266,6 +289,9 @@ def print_table(report: dict) -> None:
     explained = routes["recommend with explain, random people"]["requests_per_second"]
     print(f"\nrecommend with explain: {explained / routes['recommend, random people']['requests_per_second']:.3f} x "
           "without (target: at least 0.9)")  # fmt: skip
+    experimenting = routes["recommend, an experiment running"]["requests_per_second"]
+    without = routes["recommend, random people"]["requests_per_second"]
+    print(f"recommend with an experiment running: {experimenting / without:.3f} x without (target: at least 0.9)")
     memory, model = report["memory"], report["model"]
     print(
         f"\nuwsgi workers' memory: {memory['pss_all_mib']:.0f} MiB PSS for {memory['workers']} together, "

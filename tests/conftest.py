@@ -72,6 +72,14 @@ def synthetic_model_dir(synthetic_data_dir: Path, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture(scope="session")
+def synthetic_candidate_dir(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another model of the same data (another seed): a candidate beside synthetic_model_dir's."""
+    out_dir = tmp_path_factory.mktemp("synthetic-candidate")
+    train(synthetic_data_dir, out_dir, seed=2)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """The real ml-100k: ML100K_DIR, else data/ml-100k (downloaded when absent)."""
     return ensure_dataset(ml100k_dir())

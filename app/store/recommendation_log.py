@@ -8,21 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Column,
-    DateTime,
     Engine,
-    Float,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
     Table,
     create_engine,
     event,
-    false,
     inspect,
     select,
     text,
@@ -33,42 +22,7 @@ from sqlalchemy.schema import CreateColumn
 
 from app.store.journal import Journal
 from app.store.recommendation_ids import RecommendationIds
-
-metadata = MetaData()
-
-recommendations = Table(
-    "recommendations",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("age", Integer, nullable=False),
-    Column("gender", String(1), nullable=False),
-    Column("occupation", String(32), nullable=False),
-    Column("max_recs", Integer, nullable=False),
-    Column("titles", JSON, nullable=False),
-    Column("model_version", String(64), nullable=False),
-    # Whether the answer gave reasons (the request's explain); added to tables made before reasons existed.
-    Column("explain", Boolean, nullable=False, server_default=false()),
-    # The request's client key (an experiment's unit), when it sent one; added to tables made before it existed.
-    Column("client", String(64), nullable=True),
-)
-
-scores = Table(
-    "scores",
-    metadata,
-    Column("recommendation_id", String(32), ForeignKey("recommendations.id"), primary_key=True),
-    Column("movie", String(1000), primary_key=True),
-    Column("score", Float, nullable=False),
-    Column("scored_at", DateTime(timezone=True), nullable=False),
-)
-
-# How far each recommendation journal file has been copied into the tables above.
-journal_offsets = Table(
-    "journal_offsets",
-    metadata,
-    Column("file", String(200), primary_key=True),
-    Column("offset", BigInteger, nullable=False),
-)
+from app.store.tables import journal_offsets, metadata, recommendations, scores
 
 # SQLite: several uwsgi workers write at once (WAL, and wait for the lock rather than fail);
 # synchronous=NORMAL keeps every commit through a process crash, not through a power loss.
@@ -171,10 +125,13 @@ class RecommendationLog:
         model_version: str,
         explain: bool = False,
         client: str | None = None,
+        recommendation_id: str | None = None,
+        experiment_id: int | None = None,
+        arm: str | None = None,
     ) -> str:
-        """Store one answer of /api/recommend and return its new id."""
+        """Store one answer of /api/recommend and return its id (a new one unless given, from ids.new())."""
         row = {
-            "id": self.ids.new(),
+            "id": recommendation_id or self.ids.new(),
             "created_at": datetime.now(UTC),
             "age": age,
             "gender": gender,
@@ -182,6 +139,8 @@ class RecommendationLog:
             "max_recs": max_recs,
             "explain": explain,
             "client": client,
+            "experiment_id": experiment_id,
+            "arm": arm,
             "titles": titles,
             "model_version": model_version,
         }
@@ -221,8 +180,9 @@ class RecommendationLog:
             ).scalar_one_or_none()
         return offset or 0
 
-    def record_score(self, *, recommendation_id: str, movie: str, score: float) -> None:
-        """Store a score for a movie of a recommendation; scoring it again keeps the latest.
+    def record_score(self, *, recommendation_id: str, movie: str, score: float) -> str | None:
+        """Store a score for a movie of a recommendation; scoring it again keeps the latest. The recommendation's
+        experiment arm (None outside an experiment).
 
         Raises ScoreRejected for an id never issued, or a movie not among its titles, and RecommendationPending
         when the id is genuine but its recommendation is still in a journal. It waits on no lock: a mule holds
@@ -231,8 +191,7 @@ class RecommendationLog:
         deadline = time.monotonic() + SCORE_WAIT_SECONDS
         while True:
             try:
-                self._store_score(recommendation_id, movie, score)
-                return
+                return self._store_score(recommendation_id, movie, score)
             except ScoreRejected as rejected:
                 if rejected.field != "id" or not self._may_still_arrive(recommendation_id):
                     raise
@@ -247,14 +206,14 @@ class RecommendationLog:
             return False
         return -CLOCK_MARGIN_SECONDS <= time.time() - issued_at <= PENDING_ID_SECONDS
 
-    def _store_score(self, recommendation_id: str, movie: str, score: float) -> None:
+    def _store_score(self, recommendation_id: str, movie: str, score: float) -> str | None:
         with self.engine.begin() as connection:
-            titles = connection.execute(
-                select(recommendations.c.titles).where(recommendations.c.id == recommendation_id)
-            ).scalar_one_or_none()
-            if titles is None:
+            recommended = connection.execute(
+                select(recommendations.c.titles, recommendations.c.arm).where(recommendations.c.id == recommendation_id)
+            ).one_or_none()
+            if recommended is None:
                 raise ScoreRejected("id", "no recommendation has this id")
-            if movie not in titles:
+            if movie not in recommended.titles:
                 raise ScoreRejected("movie", "not one of the titles recommended with this id")
             statement = self._insert(scores).values(
                 recommendation_id=recommendation_id, movie=movie, score=score, scored_at=datetime.now(UTC)
@@ -265,8 +224,17 @@ class RecommendationLog:
                     set_={"score": statement.excluded.score, "scored_at": statement.excluded.scored_at},
                 )
             )
+        return recommended.arm
 
 
 def _from_journal(row: dict) -> dict:
-    # Lines journaled before reasons existed have no explain (none were shown); before client keys, no client.
-    return {"explain": False, "client": None, **row, "created_at": datetime.fromisoformat(row["created_at"])}
+    # Lines journaled before reasons existed have no explain (none were shown); before client keys, no client;
+    # before experiments, no experiment.
+    return {
+        "explain": False,
+        "client": None,
+        "experiment_id": None,
+        "arm": None,
+        **row,
+        "created_at": datetime.fromisoformat(row["created_at"]),
+    }

@@ -1,4 +1,5 @@
 """Flask: the routes (api/), tokens and the login limit, request schemas, errors, metrics, logging.
 
-May import Flask and its extensions, app/model/recommender.py, app/store/ and app/config.py.
+May import Flask and its extensions, app/model/recommender.py, app/experiment/arms.py (which model answers),
+app/store/ and app/config.py.
 """

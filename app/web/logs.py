@@ -46,7 +46,9 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def log_request(response: Response) -> Response:
         milliseconds = elapsed_seconds() * 1000
-        model = current_app.extensions["recommender"].version[:12]
+        # The model that answered a recommendation (an experiment's arm), else the one that serves.
+        model = g.get("model_version") or current_app.extensions["arms"].serving().version
+        model = model[:12]
         access_log.info(
             "%s %s %s %.1fms model %s", request.method, request.path, response.status_code, milliseconds, model
         )

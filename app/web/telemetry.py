@@ -27,8 +27,9 @@ LATENCY = Histogram(
     ["route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
-RECOMMENDATIONS = Counter("recommendations_served_total", "Recommendations answered (and recorded)")
-SCORES = Counter("scores_recorded_total", "Scores recorded")
+# By experiment arm ("control", "candidate"; "none" outside an experiment).
+RECOMMENDATIONS = Counter("recommendations_served_total", "Recommendations answered (and recorded)", ["arm"])
+SCORES = Counter("scores_recorded_total", "Scores recorded", ["arm"])
 # An info metric as a gauge: multiprocess mode has no Info; the value is 1 for the version being served.
 MODEL = Gauge("model_info", "The model being served", ["version"], multiprocess_mode="max")
 

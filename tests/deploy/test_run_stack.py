@@ -41,6 +41,7 @@ def stack_environ(model_path: Path, work_dir: Path, port: int, database_url: str
         "JWT_SECRET_KEY": "a-stack-test-signing-key-of-decent-length",
         "DATABASE_URL": database_url or sqlite_url(work_dir / "stack.sqlite3"),
         "RECOMMENDATION_JOURNAL_DIR": str(work_dir / "journal"),
+        "EXPERIMENT_DIR": str(work_dir / "experiment"),
     }
 
 
@@ -111,8 +112,8 @@ def test_the_stack_serves_the_api_through_nginx_and_stops_on_sigterm(stack: tupl
 
     metrics = requests.get(f"{url}/metrics", timeout=5).text
     # Counted across every worker.
-    assert re.search(r"^recommendations_served_total 20\.0$", metrics, re.MULTILINE), metrics
-    assert re.search(r"^scores_recorded_total 1\.0$", metrics, re.MULTILINE)
+    assert re.search(r'^recommendations_served_total{arm="none"} 20\.0$', metrics, re.MULTILINE), metrics
+    assert re.search(r'^scores_recorded_total{arm="none"} 1\.0$', metrics, re.MULTILINE)
     assert 'http_requests_total{method="POST",route="/api/login",status="200"} 1.0' in metrics
 
     assert stop(process) == 0

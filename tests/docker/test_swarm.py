@@ -15,10 +15,12 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import requests
 
+from app.model.recommender import MODEL_FILE_NAME, Recommender
 from tests.docker.conftest import PASSWORD, ROOT, docker, wait_for_health, wait_until
 from tests.docker.traffic import RECOMMEND, Traffic, ask, login
 from tests.servers import free_port
@@ -261,5 +263,43 @@ def test_an_update_that_cannot_start_is_rolled_back_while_the_old_version_serves
         took = wait_until(lambda: stack.update_state() == "rollback_completed", 300, "Swarm rolling back")
     report(f"update to an image that cannot start rolled back in {took:.1f} s; client: {traffic.report()}")
     assert stack.running_api_images() == {serving}
+    assert traffic.failed() == 0, traffic.report()
+    stack.assert_all_recorded(traffic)
+
+
+def replica_says(container: str, path: str) -> str:
+    """What a replica answers on its own port, inside its container (the balancer hides /metrics)."""
+    fetch = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080{path}').read().decode())"
+    return docker("exec", container, "python", "-c", fetch)
+
+
+def serves_candidate_share(container: str) -> bool:
+    return 'recommendations_served_total{arm="candidate"}' in replica_says(container, "/metrics")
+
+
+def serves_only(container: str, version: str) -> bool:
+    return json.loads(replica_says(container, "/health"))["model_version"] == version
+
+
+def test_an_experiment_started_then_promoted_reaches_every_replica_within_5_s(
+    stack: Stack, synthetic_candidate_dir: Path
+) -> None:
+    """Last in this file: the stack serves the promoted candidate afterwards."""
+    replicas = stack.containers("api")
+    operator = replicas[0]
+    docker("cp", str(synthetic_candidate_dir), f"{operator}:/tmp/candidate")
+    candidate = Recommender.load(synthetic_candidate_dir / MODEL_FILE_NAME).version
+    with Traffic(stack.url, login(stack.url, PASSWORD), retry_after=True) as traffic:
+        time.sleep(2)
+        docker("exec", operator, "python", "-m", "app.experiment", "start", "/tmp/candidate/model.pkl")
+        started_in = wait_until(
+            lambda: all(map(serves_candidate_share, replicas)), 5, "every replica in the experiment"
+        )
+        docker("exec", operator, "python", "-m", "app.experiment", "promote")
+        promoted_in = wait_until(
+            lambda: all(serves_only(replica, candidate) for replica in replicas), 5, "every replica promoted"
+        )
+        time.sleep(2)
+    report(f"experiment reached {len(replicas)} replicas in {started_in:.1f} s, its promotion in {promoted_in:.1f} s")
     assert traffic.failed() == 0, traffic.report()
     stack.assert_all_recorded(traffic)

@@ -22,7 +22,7 @@ def welcome() -> dict:
 
 @bp.get("/health")
 def health() -> tuple[dict, int]:
-    recommender: Recommender = current_app.extensions["recommender"]
+    recommender: Recommender = current_app.extensions["arms"].serving()
     model_ok = _model_answers(recommender)
     try:
         current_app.extensions["recommendation_log"].ping()

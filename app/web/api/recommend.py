@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, g, jsonify
 
-from app.model.recommender import JSON_SEPARATORS, Recommender
+from app.experiment.arms import Arms
+from app.model.recommender import JSON_SEPARATORS
 from app.store.recommendation_log import RecommendationLog, RecommendationPending, ScoreRejected
 from app.web.auth import require_token
 from app.web.errors import RETRY_AFTER, APIError
@@ -14,8 +15,8 @@ from app.web.telemetry import RECOMMENDATIONS, SCORES
 bp = Blueprint("recommend", __name__, url_prefix="/api/recommend")
 
 
-def recommender() -> Recommender:
-    return current_app.extensions["recommender"]
+def arms() -> Arms:
+    return current_app.extensions["arms"]
 
 
 def recommendation_log() -> RecommendationLog:
@@ -26,13 +27,21 @@ def recommendation_log() -> RecommendationLog:
 @require_token
 def recommend() -> dict | Response:
     asked = parse_body(RecommendRequest)
-    model = recommender()
+    recommendation_id = recommendation_log().ids.new()
+    choice = arms().choose(asked.client or recommendation_id)
+    model = choice.model
+    g.model_version = model.version
     person = (asked.age, asked.gender, asked.occupation, asked.max_recs)
     titles = model.recommend(*person)
-    recommendation_id = recommendation_log().record_recommendation(
-        **asked.model_dump(), titles=titles, model_version=model.version
+    recommendation_log().record_recommendation(
+        **asked.model_dump(),
+        titles=titles,
+        model_version=model.version,
+        recommendation_id=recommendation_id,
+        experiment_id=choice.experiment_id,
+        arm=choice.arm,
     )
-    RECOMMENDATIONS.inc()
+    RECOMMENDATIONS.labels(choice.arm or "none").inc()
     answer = RecommendResponse(recommendations=titles, id=recommendation_id).model_dump()
     if asked.explain:
         return with_reasons(answer, model.reasons_json(*person))
@@ -51,10 +60,10 @@ def with_reasons(answer: dict, reasons_json: str) -> Response:
 def score():
     given = parse_body(ScoreRequest)
     try:
-        recommendation_log().record_score(recommendation_id=given.id, movie=given.movie, score=given.score)
+        arm = recommendation_log().record_score(recommendation_id=given.id, movie=given.movie, score=given.score)
     except ScoreRejected as error:
         raise APIError(str(error)) from error
     except RecommendationPending as error:  # genuine, still on its way from a journal: never a 4xx
         raise APIError(f"{error}; try again shortly", 503, RETRY_AFTER) from error
-    SCORES.inc()
+    SCORES.labels(arm or "none").inc()
     return jsonify("Ok")

@@ -47,7 +47,7 @@ def test_recommend_never_answers_more_than_max_recs(
 
 def test_recommend_matches_the_python_api(app: Flask, client: FlaskClient, auth_headers: dict) -> None:
     titles = recommend(client, auth_headers, age=61, gender="O", occupation="retired", max_recs=5)["recommendations"]
-    assert titles == app.extensions["recommender"].recommend(61, "O", "retired", 5)
+    assert titles == app.extensions["arms"].control.recommend(61, "O", "retired", 5)
 
 
 def test_every_recommendation_is_recorded(app: Flask, client: FlaskClient, auth_headers: dict) -> None:
@@ -56,7 +56,7 @@ def test_every_recommendation_is_recorded(app: Flask, client: FlaskClient, auth_
     assert row["id"] == answer["id"]
     assert (row["age"], row["gender"], row["occupation"], row["max_recs"]) == (44, "M", "lawyer", 3)
     assert row["titles"] == answer["recommendations"]
-    assert row["model_version"] == app.extensions["recommender"].version
+    assert row["model_version"] == app.extensions["arms"].control.version
     assert row["created_at"] is not None
 
 
@@ -72,8 +72,8 @@ def test_explain_answers_a_reason_per_title_in_order(
 ) -> None:
     answer = recommend(client, auth_headers, gender=gender, max_recs=7, explain=True)
     assert set(answer) == {"recommendations", "id", "reasons"}
-    assert answer["recommendations"] == app.extensions["recommender"].recommend(30, gender, "writer", 7)
-    assert answer["reasons"] == app.extensions["recommender"].reasons(30, gender, "writer", 7)
+    assert answer["recommendations"] == app.extensions["arms"].control.recommend(30, gender, "writer", 7)
+    assert answer["reasons"] == app.extensions["arms"].control.reasons(30, gender, "writer", 7)
     assert len(answer["reasons"]) == 7
     for title, reason in zip(answer["recommendations"], answer["reasons"], strict=True):
         assert set(reason) == {"text", "segment", "raters", "positive_share", "genres", "year"}

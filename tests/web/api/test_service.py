@@ -32,7 +32,7 @@ def test_health_reports_the_model_version_and_database(app: Flask, client: Flask
     assert response.get_json() == {
         "status": "ok",
         "model": "ok",
-        "model_version": app.extensions["recommender"].version,
+        "model_version": app.extensions["arms"].control.version,
         "database": "ok",
     }
 
@@ -79,7 +79,7 @@ def test_an_unexpected_error_is_a_generic_500_logged_at_error(
     def broken(*_args: object) -> list[str]:
         raise RuntimeError("secret internals")
 
-    app.extensions["recommender"].recommend = broken
+    app.extensions["arms"].control.recommend = broken
     response = client.post(
         "/api/recommend", json={"age": 30, "gender": "M", "occupation": "writer"}, headers=auth_headers
     )
@@ -130,7 +130,7 @@ def test_metrics_count_requests_recommendations_scores_and_the_model(
     assert "http_request_duration_seconds_bucket" in text
     assert "recommendations_served_total" in text
     assert "scores_recorded_total" in text
-    assert f'model_info{{version="{app.extensions["recommender"].version}"}} 1.0' in text
+    assert f'model_info{{version="{app.extensions["arms"].control.version}"}} 1.0' in text
 
 
 def test_with_a_metrics_token_metrics_answer_only_requests_that_carry_it(settings: Settings) -> None:

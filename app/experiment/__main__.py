@@ -1,0 +1,131 @@
+"""Try a candidate model on a share of live traffic: start, watch, promote or stop.
+
+python -m app.experiment start CANDIDATE [--share 0.5] [--test-data FILE] [--skip-ranking-gate]
+python -m app.experiment status [--json]
+python -m app.experiment promote
+python -m app.experiment stop
+
+Run with the service's own settings (its environment: DATABASE_URL, ML_MODEL_PATH, ...), on any replica or
+beside them: `docker exec <container> python -m app.experiment status`. The record lives in the database,
+and every worker of every replica follows it within seconds (app/experiment/arms.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from app.experiment.report import status_report
+from app.model.model_file import METADATA_FILE_NAME, MODEL_FILE_NAME, ModelFileError, install
+from app.model.recommender import Recommender
+from app.store.experiments import PROMOTED, RUNNING, STOPPED, ExperimentError, end_experiment, latest_experiment
+from app.store.experiments import start_experiment as record_start
+from app.training.train import TEST_DATA_FILE_NAME
+
+log = logging.getLogger("app.experiment")
+ROOT = Path(__file__).resolve().parents[2]
+ACCURACY_GATE = ROOT / "tests" / "run_accuracy_tests.py"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.experiment", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    starting = commands.add_parser("start", help="check CANDIDATE, then give it a share of traffic")
+    starting.add_argument("candidate", type=Path, help="a model.pkl (model.json beside it) or a .tar.gz holding them")
+    starting.add_argument("--share", type=share_of_traffic, default=0.5, help="the candidate's share, 0 < share < 1")
+    starting.add_argument("--test-data", type=Path, help=f"the candidate's {TEST_DATA_FILE_NAME} (default: beside it)")
+    starting.add_argument(
+        "--skip-ranking-gate", action="store_true", help="let a candidate that only the ranking gate refuses in"
+    )
+    status = commands.add_parser("status", help="each arm's figures, the difference and the verdict")
+    status.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    commands.add_parser("promote", help="every replica serves the candidate, for all traffic")
+    commands.add_parser("stop", help="every replica serves the control only")
+    args = parser.parse_args(argv)
+    from main import app  # the service as configured, or exit with its one line saying what to fix
+
+    engine = app.extensions["recommendation_log"].engine
+    try:
+        if args.command == "start":
+            return start(engine, app.extensions["arms"].control, args)
+        if args.command == "status":
+            print(status_report(engine, as_json=args.json))
+            return 0
+        running = latest_experiment(engine)
+        if running is None or running.state != RUNNING:
+            raise ExperimentError("no experiment is running")
+        state = PROMOTED if args.command == "promote" else STOPPED
+        end_experiment(engine, running.id, state, f"{state} by the operator")
+        print(f"experiment {running.id} {state}: every replica follows within 5 s")
+        return 0
+    except ExperimentError as error:
+        print(f"experiment: {error}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+
+
+def share_of_traffic(value: str) -> float:
+    share = float(value)
+    if not 0 < share < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1 (exclusive)")
+    return share
+
+
+def start(engine: Engine, control: Recommender, args: argparse.Namespace) -> int:
+    latest = latest_experiment(engine)
+    if latest is not None and latest.state == PROMOTED and latest.candidate_version != control.version:
+        raise ExperimentError(
+            f"experiment {latest.id} promoted model {latest.candidate_version[:12]}: serve it as ML_MODEL_PATH "
+            "(deploy/swap-model, or an image built with it) before trying another"
+        )
+    with tempfile.TemporaryDirectory(prefix="candidate-") as staging:
+        try:
+            candidate = checked_candidate(args.candidate, Path(staging), args.test_data, args.skip_ranking_gate)
+        except ExperimentError as error:
+            print(f"experiment: refused, nothing changed: {error}", file=sys.stderr)
+            return 1
+        experiment_id = record_start(
+            engine,
+            share=args.share,
+            control_version=control.version,
+            candidate_version=candidate.version,
+            candidate_model=(Path(staging) / MODEL_FILE_NAME).read_bytes(),
+            candidate_metadata=(Path(staging) / METADATA_FILE_NAME).read_text(encoding="utf-8"),
+            ranking_gate_skipped=args.skip_ranking_gate,
+        )
+    print(
+        f"experiment {experiment_id} started: candidate {candidate.version[:12]} takes {args.share:.0%} of traffic "
+        f"beside {control.version[:12]}; every replica follows within 5 s"
+    )
+    return 0
+
+
+def checked_candidate(source: Path, staging: Path, test_data: Path | None, skip_ranking_gate: bool) -> Recommender:
+    """The candidate, once its SHA-256 matches its model.json, it loads, and it passes the accuracy gate."""
+    try:
+        model_path = install(source, staging)
+        if not (staging / METADATA_FILE_NAME).is_file():
+            raise ExperimentError(f"{source} comes without {METADATA_FILE_NAME}: its SHA-256 cannot be checked")
+        candidate = Recommender.load(model_path)
+    except ModelFileError as error:
+        raise ExperimentError(str(error)) from error
+    test_data = test_data or source.with_name(TEST_DATA_FILE_NAME)
+    gate = [sys.executable, str(ACCURACY_GATE), str(model_path), str(test_data)]
+    checked = subprocess.run(gate + ["--skip-ranking-gate"] * skip_ranking_gate, capture_output=True, text=True)
+    if checked.returncode != 0:
+        raise ExperimentError(checked.stderr.strip().splitlines()[-1] if checked.stderr.strip() else "the gate failed")
+    ignored = [line for line in checked.stderr.splitlines() if "IGNORED" in line]
+    if ignored:
+        log.warning("the candidate takes traffic although the %s", ignored[0])
+    return candidate
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Experiments in SQL: which candidate model takes which share of traffic, and what became of it.
+
+The database is the one store every replica shares, so the candidate's model.pkl (and its model.json)
+travel in the row itself. At most one experiment runs at a time: a partial unique index enforces it, so two
+operators starting one at once cannot both succeed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.store.tables import experiments
+
+RUNNING, STOPPED, PROMOTED = "running", "stopped", "promoted"
+
+
+class ExperimentError(Exception):
+    """An operation the experiments' state does not allow; the message says why."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment's row without the candidate's bytes."""
+
+    id: int
+    state: str
+    share: float
+    control_version: str
+    candidate_version: str
+    ranking_gate_skipped: bool
+    started_at: datetime
+    ended_at: datetime | None
+    reason: str | None
+
+
+HEADER_COLUMNS = [
+    column for column in experiments.columns if column.name not in ("candidate_model", "candidate_metadata")
+]
+
+
+def start_experiment(
+    engine: Engine,
+    *,
+    share: float,
+    control_version: str,
+    candidate_version: str,
+    candidate_model: bytes,
+    candidate_metadata: str | None,
+    ranking_gate_skipped: bool,
+) -> int:
+    """Record a running experiment and return its id; refuses while another runs."""
+    row = {
+        "state": RUNNING,
+        "share": share,
+        "control_version": control_version,
+        "candidate_version": candidate_version,
+        "candidate_model": candidate_model,
+        "candidate_metadata": candidate_metadata,
+        "ranking_gate_skipped": ranking_gate_skipped,
+        "started_at": datetime.now(UTC),
+    }
+    try:
+        with engine.begin() as connection:
+            return connection.execute(experiments.insert().values(row)).inserted_primary_key[0]
+    except IntegrityError as error:
+        running = latest_experiment(engine)
+        raise ExperimentError(f"experiment {running.id} is running: stop or promote it first") from error
+
+
+def latest_experiment(engine: Engine) -> Experiment | None:
+    with engine.connect() as connection:
+        row = connection.execute(select(*HEADER_COLUMNS).order_by(experiments.c.id.desc()).limit(1)).mappings().first()
+    return None if row is None else Experiment(**row)
+
+
+def candidate_files(engine: Engine, experiment_id: int) -> tuple[bytes, str | None]:
+    """The candidate's model.pkl bytes and its model.json text."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(experiments.c.candidate_model, experiments.c.candidate_metadata).where(
+                experiments.c.id == experiment_id
+            )
+        ).one()
+    return row.candidate_model, row.candidate_metadata
+
+
+def end_experiment(engine: Engine, experiment_id: int, state: str, reason: str) -> None:
+    """Stop or promote a running experiment; refuses one that is not running."""
+    with engine.begin() as connection:
+        ended = connection.execute(
+            update(experiments)
+            .where(experiments.c.id == experiment_id, experiments.c.state == RUNNING)
+            .values(state=state, ended_at=datetime.now(UTC), reason=reason)
+        )
+    if ended.rowcount != 1:
+        raise ExperimentError(f"experiment {experiment_id} is not running")

@@ -1,0 +1,111 @@
+"""What workers serve during an experiment: assignment by unit, and following the record through its disk copy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from app.experiment.arms import CANDIDATE, CONTROL, Arms, in_candidate_arm
+from app.experiment.publication import publish
+from app.model.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME, Recommender
+from app.store.experiments import PROMOTED, STOPPED, end_experiment, start_experiment
+from app.store.recommendation_log import RecommendationLog, make_engine, sqlite_url
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    log = RecommendationLog(make_engine(sqlite_url(tmp_path / "experiments.sqlite3")))
+    log.create_tables()
+    yield log.engine
+    log.engine.dispose()
+
+
+@pytest.fixture
+def control(synthetic_model_dir: Path) -> Recommender:
+    return Recommender.load(synthetic_model_dir / MODEL_FILE_NAME)
+
+
+def start(engine: Engine, candidate_dir: Path, control: Recommender, share: float = 0.5) -> int:
+    return start_experiment(
+        engine,
+        share=share,
+        control_version=control.version,
+        candidate_version=Recommender.load(candidate_dir / MODEL_FILE_NAME).version,
+        candidate_model=(candidate_dir / MODEL_FILE_NAME).read_bytes(),
+        candidate_metadata=(candidate_dir / METADATA_FILE_NAME).read_text(),
+        ranking_gate_skipped=False,
+    )
+
+
+@pytest.mark.parametrize("share", [0.1, 0.5, 0.8])
+def test_a_unit_stays_in_its_arm_and_the_arms_take_their_share(share: float) -> None:
+    units = [f"person-{number}" for number in range(20_000)]
+    in_candidate = [in_candidate_arm(7, unit, share) for unit in units]
+    assert in_candidate == [in_candidate_arm(7, unit, share) for unit in units]
+    # Binomial: 4 standard deviations of the share over 20,000 units.
+    assert abs(sum(in_candidate) / len(units) - share) < 4 * (share * (1 - share) / len(units)) ** 0.5
+
+
+def test_another_experiment_draws_the_arms_afresh() -> None:
+    units = [f"person-{number}" for number in range(2_000)]
+    first = [in_candidate_arm(1, unit, 0.5) for unit in units]
+    second = [in_candidate_arm(2, unit, 0.5) for unit in units]
+    agreeing = sum(a == b for a, b in zip(first, second, strict=True)) / len(units)
+    assert 0.45 < agreeing < 0.55
+
+
+def test_workers_follow_start_stop_and_promote_through_the_published_state(
+    engine: Engine, control: Recommender, synthetic_candidate_dir: Path, tmp_path: Path
+) -> None:
+    directory = tmp_path / "experiment"
+    arms = Arms(control, directory)
+    assert arms.choose("anyone").arm is None
+    candidate_version = Recommender.load(synthetic_candidate_dir / MODEL_FILE_NAME).version
+
+    experiment_id = start(engine, synthetic_candidate_dir, control, share=0.5)
+    publish(engine, directory)
+    choices = {unit: arms.choose(unit) for unit in (f"unit-{number}" for number in range(400))}
+    for unit, choice in choices.items():
+        expected = CANDIDATE if in_candidate_arm(experiment_id, unit, 0.5) else CONTROL
+        assert (choice.arm, choice.experiment_id) == (expected, experiment_id)
+        assert choice.model.version == (control.version if expected == CONTROL else candidate_version)
+    assert {choice.arm for choice in choices.values()} == {CONTROL, CANDIDATE}
+
+    end_experiment(engine, experiment_id, PROMOTED, "promoted by a test")
+    publish(engine, directory)
+    promoted = arms.choose("unit-1")
+    assert (promoted.arm, promoted.model.version, arms.serving().version) == (
+        None,
+        candidate_version,
+        candidate_version,
+    )
+    # A worker that starts after the promotion (a restart, a redeploy on the same volume) serves the candidate.
+    assert Arms(control, directory).serving().version == arms.serving().version
+
+
+def test_after_a_stop_every_request_gets_the_control(
+    engine: Engine, control: Recommender, synthetic_candidate_dir: Path, tmp_path: Path
+) -> None:
+    directory = tmp_path / "experiment"
+    experiment_id = start(engine, synthetic_candidate_dir, control)
+    publish(engine, directory)
+    arms = Arms(control, directory)
+    end_experiment(engine, experiment_id, STOPPED, "stopped by a test")
+    publish(engine, directory)
+    assert {arms.choose(f"unit-{number}").model.version for number in range(50)} == {control.version}
+
+
+def test_without_the_database_workers_keep_the_arms_they_last_knew(
+    engine: Engine, control: Recommender, synthetic_candidate_dir: Path, tmp_path: Path
+) -> None:
+    directory = tmp_path / "experiment"
+    experiment_id = start(engine, synthetic_candidate_dir, control)
+    publish(engine, directory)
+    engine.dispose()
+    (tmp_path / "experiments.sqlite3").unlink()  # the database is gone; a publisher cannot look any more
+    restarted = Arms(control, directory)
+    assert {restarted.choose(f"unit-{number}").arm for number in range(100)} == {CONTROL, CANDIDATE}
+    assert {restarted.choose(f"unit-{number}").experiment_id for number in range(100)} == {experiment_id}

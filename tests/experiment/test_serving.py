@@ -1,0 +1,109 @@
+"""The API during an experiment: each unit's arm answers, the log records it, /metrics counts per arm."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app import create_app
+from app.config import Settings
+from app.experiment.arms import CANDIDATE, CONTROL, in_candidate_arm
+from app.experiment.publication import publish
+from app.model.recommender import MODEL_FILE_NAME, Recommender
+from app.store.recommendation_log import sqlite_url
+from app.store.tables import recommendations
+from tests.experiment.test_arms import start
+from tests.web.api.conftest import JWT_SECRET, PASSWORD
+
+PERSON = {"age": 40, "gender": "M", "occupation": "engineer"}
+
+
+@pytest.fixture
+def app(synthetic_model_dir: Path, synthetic_candidate_dir: Path, tmp_path: Path) -> Iterator[Flask]:
+    """The service during experiment 1 (half the traffic to the candidate), as its mule published it."""
+    settings = Settings(
+        model_path=synthetic_model_dir / MODEL_FILE_NAME,
+        session_password=PASSWORD,
+        jwt_secret_key=JWT_SECRET,
+        database_url=sqlite_url(tmp_path / "service.sqlite3"),
+        experiment_dir=tmp_path / "experiment",
+    )
+    app = create_app(settings)
+    engine = app.extensions["recommendation_log"].engine
+    start(engine, synthetic_candidate_dir, app.extensions["arms"].control)
+    publish(engine, tmp_path / "experiment")
+    yield app
+    engine.dispose()
+
+
+@pytest.fixture
+def headers(app: Flask) -> dict[str, str]:
+    token = app.test_client().post("/api/login", json={"session_password": PASSWORD}).get_json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def ask(api: FlaskClient, headers: dict, **fields: str) -> dict:
+    answer = api.post("/api/recommend", json={**PERSON, **fields}, headers=headers)
+    assert answer.status_code == 200
+    return answer.get_json()
+
+
+def test_each_unit_gets_its_arms_model_and_the_log_records_the_arm(
+    app: Flask, headers: dict, synthetic_candidate_dir: Path
+) -> None:
+    client = app.test_client()
+    control = app.extensions["arms"].control
+    candidate = Recommender.load(synthetic_candidate_dir / MODEL_FILE_NAME)
+    keys = [f"person-{number}" for number in range(40)]
+    answers = {key: ask(client, headers, client=key) for key in keys}
+    for key, answer in answers.items():
+        expected = candidate if in_candidate_arm(1, key, 0.5) else control
+        assert set(answer) == {"recommendations", "id"}
+        assert answer["recommendations"] == expected.recommend(**PERSON)
+        assert ask(client, headers, client=key)["recommendations"] == answer["recommendations"]  # stays in its arm
+    with app.extensions["recommendation_log"].engine.connect() as connection:
+        rows = connection.execute(select(recommendations)).mappings().all()
+    for row in rows:
+        arm = CANDIDATE if in_candidate_arm(1, row["client"], 0.5) else CONTROL
+        assert (row["experiment_id"], row["arm"]) == (1, arm)
+        assert row["model_version"] == (candidate if arm == CANDIDATE else control).version
+
+
+def test_without_a_client_key_the_recommendation_is_the_unit(app: Flask, headers: dict) -> None:
+    client = app.test_client()
+    ids = [ask(client, headers)["id"] for _ in range(60)]
+    with app.extensions["recommendation_log"].engine.connect() as connection:
+        arms = dict(connection.execute(select(recommendations.c.id, recommendations.c.arm)).all())
+    assert [arms[given] for given in ids] == [
+        CANDIDATE if in_candidate_arm(1, given, 0.5) else CONTROL for given in ids
+    ]
+
+
+def counted(api: FlaskClient, metric: str, arm: str) -> float:
+    found = re.search(rf'^{metric}{{arm="{arm}"}} (\S+)$', api.get("/metrics").get_data(as_text=True), re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_count_recommendations_and_scores_per_arm(app: Flask, headers: dict) -> None:
+    client = app.test_client()
+    metrics = [
+        (metric, arm)
+        for metric in ("recommendations_served_total", "scores_recorded_total")
+        for arm in (CONTROL, CANDIDATE)
+    ]
+    before = {key: counted(client, *key) for key in metrics}  # one registry for every app of this process
+    arms = []
+    for number in range(30):
+        answer = ask(client, headers, client=f"person-{number}")
+        arms.append(CANDIDATE if in_candidate_arm(1, f"person-{number}", 0.5) else CONTROL)
+        score = {"id": answer["id"], "movie": answer["recommendations"][0], "score": 4}
+        assert client.post("/api/recommend/score", json=score, headers=headers).status_code == 200
+    assert {key: counted(client, *key) - before[key] for key in metrics} == {
+        (metric, arm): arms.count(arm) for metric, arm in metrics
+    }
