@@ -1,4 +1,5 @@
-"""main.py as a real process on a loopback port, for the tests that need a live server."""
+"""main.py as a real process on a loopback port, for the tests that need a live server; a client that honours
+Retry-After."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "end-to-end password"
 SECRET = "an-end-to-end-signing-key-of-some-length"
+# How often a client that honours Retry-After asks again.
+RETRIES = 10
 
 
 def free_port() -> int:
@@ -78,3 +81,20 @@ def running_main(
         if process.poll() is None:
             process.terminate()
         process.communicate(timeout=10)
+
+
+def ask(
+    session: requests.Session, url: str, body: dict, headers: dict[str, str], *, retry_after: bool
+) -> tuple[requests.Response | None, int | str, int]:
+    """POST body: the last answer, its status (or the exception's name), and how many 503s were waited out."""
+    waits = 0
+    while True:
+        try:
+            answer = session.post(url, json=body, headers=headers, timeout=15)
+            outcome = answer.status_code
+        except requests.RequestException as error:
+            answer, outcome = None, type(error).__name__
+        if waits == RETRIES or not (retry_after and outcome == 503 and "Retry-After" in answer.headers):
+            return answer, outcome, waits
+        waits += 1
+        time.sleep(float(answer.headers["Retry-After"]))

@@ -22,8 +22,8 @@ import requests
 
 from app.model.recommender import MODEL_FILE_NAME, Recommender
 from tests.docker.conftest import PASSWORD, ROOT, docker, wait_for_health, wait_until
-from tests.docker.traffic import RECOMMEND, Traffic, ask, login
-from tests.servers import free_port
+from tests.docker.traffic import RECOMMEND, Traffic, login
+from tests.servers import ask, free_port
 
 pytestmark = pytest.mark.docker
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 import requests
 
+from tests.servers import ask
+
 RECOMMEND = {"age": 31, "gender": "F", "occupation": "engineer", "max_recs": 3}
-# How often a client that honours Retry-After asks again.
-RETRIES = 10
 
 
 def login(url: str, password: str) -> dict[str, str]:
@@ -82,20 +81,3 @@ class Traffic:
             if outcome != 200:
                 self.failures[(route, outcome)] += 1
         return answer if outcome == 200 else None
-
-
-def ask(
-    session: requests.Session, url: str, body: dict, headers: dict[str, str], *, retry_after: bool
-) -> tuple[requests.Response | None, int | str, int]:
-    """POST body: the last answer, its status (or the exception's name), and how many 503s were waited out."""
-    waits = 0
-    while True:
-        try:
-            answer = session.post(url, json=body, headers=headers, timeout=15)
-            outcome = answer.status_code
-        except requests.RequestException as error:
-            answer, outcome = None, type(error).__name__
-        if waits == RETRIES or not (retry_after and outcome == 503 and "Retry-After" in answer.headers):
-            return answer, outcome, waits
-        waits += 1
-        time.sleep(float(answer.headers["Retry-After"]))

@@ -27,8 +27,8 @@ from app.store.tables import recommendations
 from app.training.metrics import split_users
 from app.training.train import TEST_USER_SHARE
 from tests.deploy.test_run_stack import PASSWORD, ROOT, kill_group, stack_environ, start_stack
-from tests.docker.traffic import ask
 from tests.experiment.candidates import reversed_candidate
+from tests.servers import ask
 
 pytestmark = [pytest.mark.dataset, pytest.mark.stack, pytest.mark.service]
 

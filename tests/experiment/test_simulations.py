@@ -16,6 +16,8 @@ from app.experiment.analysis import MINIMUM_UNITS, compare
 from app.experiment.sample_ratio import mismatched, sample_ratio_p
 from tests.experiment.population import Population, looks
 
+# Tens of seconds of simulation: .ci/run runs them; the image's build leaves them out.
+pytestmark = pytest.mark.slow
 SERVED = Population.with_moments(4.23, 2.56)
 REVERSED = Population.with_moments(1.72, 1.86)
 SLIGHTLY_BETTER = Population.with_moments(4.53, 2.56)  # +0.3 liked titles per recommendation
