@@ -1,20 +1,23 @@
-"""A loopback TCP relay in front of the real PostgreSQL server, so that a test can cut the database off and
-bring it back without touching the server other tests use."""
+"""A loopback TCP relay in front of a real server (PostgreSQL, Redis), so that a test can cut it off and bring
+it back, or put it a network's distance away, without touching the server other tests use."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 
 from sqlalchemy import make_url
 
 
 class Relay:
-    """Forwards 127.0.0.1:port to a target; cut() drops every connection and refuses new ones."""
+    """Forwards 127.0.0.1:port to a target, each chunk `delay` seconds late; cut() drops every connection and
+    refuses new ones."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], delay: float = 0.0) -> None:
         self.target = target
+        self.delay = delay
         self.port = 0
         self.connections: list[socket.socket] = []
         self.listener: socket.socket | None = None
@@ -38,10 +41,10 @@ class Relay:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                time.sleep(self.delay)
                 sink.sendall(data)
         except OSError:
             pass

@@ -30,7 +30,7 @@ from typing import ParamSpec, TypeVar
 import jwt as pyjwt
 from flask import Flask, current_app, request
 from flask_jwt_extended import JWTManager, create_access_token
-from limits import parse_many, storage, strategies
+from limits import RateLimitItem, parse_many, storage, strategies
 from limits.errors import ConfigurationError, StorageError
 
 from app.config import ConfigError, Settings
@@ -82,20 +82,29 @@ class LoginLimit:
     def check(self, address: str) -> None:
         """A 429 saying when to try again once the address has used up its failed attempts."""
         with self._store_answering():
-            for limit in self.limits:
-                if not self.counter.test(limit, "login", address):
-                    reset_at = self.counter.get_window_stats(limit, "login", address).reset_time
-                    retry_after = max(1, math.ceil(reset_at - time.time()))
-                    raise APIError(
-                        "too many failed login attempts: wait and try again",
-                        429,
-                        headers={"Retry-After": str(retry_after)},
-                    )
+            refused = [limit for limit in self.limits if not self.counter.test(limit, "login", address)]
+        if refused:
+            raise self._too_many(refused[0], address)
 
     def count_failure(self, address: str) -> None:
+        """Count a wrong password, or answer 429 instead of 401 when it is one more than the limit allows.
+
+        The hit is the check: the store counts and compares in one step (a Lua script in Redis, a lock in
+        memory), so guesses that arrive together, at any workers and replicas, cannot all pass a check made
+        before any of them is counted.
+        """
         with self._store_answering():
-            for limit in self.limits:
-                self.counter.hit(limit, "login", address)
+            refused = [limit for limit in self.limits if not self.counter.hit(limit, "login", address)]
+        if refused:
+            raise self._too_many(refused[0], address)
+
+    def _too_many(self, limit: RateLimitItem, address: str) -> APIError:
+        with self._store_answering():
+            reset_at = self.counter.get_window_stats(limit, "login", address).reset_time
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        return APIError(
+            "too many failed login attempts: wait and try again", 429, headers={"Retry-After": str(retry_after)}
+        )
 
     @staticmethod
     @contextmanager
