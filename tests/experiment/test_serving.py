@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app import create_app
+from app import create_app, prepare_database
 from app.config import Settings
 from app.experiment.arms import CANDIDATE, CONTROL, in_candidate_arm
 from app.experiment.publication import publish
 from app.model.recommender import MODEL_FILE_NAME, Recommender
+from app.store.experiments import PROMOTED, end_experiment
 from app.store.recommendation_log import sqlite_url
 from app.store.tables import recommendations
 from tests.experiment.test_arms import start
@@ -25,19 +27,23 @@ PERSON = {"age": 40, "gender": "M", "occupation": "engineer"}
 
 
 @pytest.fixture
-def app(synthetic_model_dir: Path, synthetic_candidate_dir: Path, tmp_path: Path) -> Iterator[Flask]:
-    """The service during experiment 1 (half the traffic to the candidate), as its mule published it."""
-    settings = Settings(
+def settings(synthetic_model_dir: Path, tmp_path: Path) -> Settings:
+    return Settings(
         model_path=synthetic_model_dir / MODEL_FILE_NAME,
         session_password=PASSWORD,
         jwt_secret_key=JWT_SECRET,
         database_url=sqlite_url(tmp_path / "service.sqlite3"),
         experiment_dir=tmp_path / "experiment",
     )
+
+
+@pytest.fixture
+def app(settings: Settings, synthetic_candidate_dir: Path) -> Iterator[Flask]:
+    """The service during experiment 1 (half the traffic to the candidate), as its mule published it."""
     app = create_app(settings)
     engine = app.extensions["recommendation_log"].engine
     start(engine, synthetic_candidate_dir, app.extensions["arms"].control)
-    publish(engine, tmp_path / "experiment")
+    publish(engine, settings.experiment_dir)
     yield app
     engine.dispose()
 
@@ -107,3 +113,20 @@ def test_metrics_count_recommendations_and_scores_per_arm(app: Flask, headers: d
     assert {key: counted(client, *key) - before[key] for key in metrics} == {
         (metric, arm): arms.count(arm) for metric, arm in metrics
     }
+
+
+def test_a_replica_started_after_a_promotion_on_a_fresh_volume_serves_the_candidate(
+    app: Flask, settings: Settings, synthetic_candidate_dir: Path, tmp_path: Path
+) -> None:
+    """A redeploy: a new instance folder, so nothing published yet; the stack's start publishes the record."""
+    engine = app.extensions["recommendation_log"].engine
+    end_experiment(engine, 1, PROMOTED, "promoted by a test")
+    redeployed = replace(settings, experiment_dir=tmp_path / "fresh-volume", journal_dir=tmp_path / "journal")
+    fresh = create_app(redeployed)
+    assert fresh.extensions["arms"].serving().version == fresh.extensions["arms"].control.version  # nothing yet
+    prepare_database(fresh)  # what deploy/preflight.py does before the workers start
+    worker = create_app(redeployed)
+    candidate = Recommender.load(synthetic_candidate_dir / MODEL_FILE_NAME).version
+    assert worker.test_client().get("/health").get_json()["model_version"] == candidate
+    for replica in (fresh, worker):
+        replica.extensions["recommendation_log"].engine.dispose()
