@@ -3,6 +3,12 @@
 python -m app.model.model_file install SOURCE DEST_DIR
     puts SOURCE (a model.pkl, a .tar.gz, or a directory holding one of them) into
     DEST_DIR as model.pkl (and model.json), reading an archive without trusting its paths.
+
+A model.pkl may be a link (deploy/swap-model serves each version from its own directory and
+switches one link): it is resolved once, and model.pkl and model.json are both opened in the
+directory it leads to before either is read. A reader therefore gets one version's pair, never
+one file of each, as long as that directory stays whole while the two files are being opened
+(swap-model keeps the version it replaces).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import argparse
 import json
 import sys
 import tarfile
+from contextlib import nullcontext
 from pathlib import Path
 
 MODEL_FILE_NAME = "model.pkl"
@@ -26,8 +33,7 @@ def read_model_file(path: Path) -> tuple[bytes, bytes | None]:
     if path.name.endswith(".tar.gz"):
         return _read_archive(path)
     if path.suffix == ".pkl":
-        metadata_path = path.with_name(METADATA_FILE_NAME)
-        return _read_bytes(path), _read_bytes(metadata_path) if metadata_path.is_file() else None
+        return _read_pair(path)
     raise ModelFileError(f"{path}: a model file is a .pkl or a .tar.gz holding one {MODEL_FILE_NAME}")
 
 
@@ -46,11 +52,18 @@ def install(source: Path, dest_dir: Path) -> Path:
     return dest_dir / MODEL_FILE_NAME
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_pair(path: Path) -> tuple[bytes, bytes | None]:
+    """model.pkl and the model.json beside the file it resolves to (the module docstring says why)."""
+    resolved = path.resolve()
+    metadata_path = resolved.with_name(METADATA_FILE_NAME)
     try:
-        return path.read_bytes()
+        with (
+            resolved.open("rb") as model_file,
+            metadata_path.open("rb") if metadata_path.is_file() else nullcontext() as metadata_file,
+        ):
+            return model_file.read(), None if metadata_file is None else metadata_file.read()
     except OSError as error:
-        raise ModelFileError(f"cannot read {path}: {error.strerror}") from error
+        raise ModelFileError(f"cannot read {error.filename}: {error.strerror}") from error
 
 
 def _read_archive(path: Path) -> tuple[bytes, bytes | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -21,12 +22,14 @@ from tests.deploy.test_run_stack import PASSWORD, ROOT, kill_group, start_stack
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
-def swap(new_model: Path, served: Path, stack: subprocess.Popen) -> subprocess.CompletedProcess:
+def swap(
+    new_model: Path, served: Path, stack: subprocess.Popen, script: Path = ROOT / "deploy" / "swap-model"
+) -> subprocess.CompletedProcess:
     master = subprocess.run(
         ["pgrep", "-g", str(stack.pid), "-f", "^uWSGI master"], capture_output=True, text=True, check=True
     ).stdout.split()[0]
     return subprocess.run(
-        [sys.executable, str(ROOT / "deploy" / "swap-model"), str(new_model), "--pid", master],
+        [sys.executable, str(script), str(new_model), "--pid", master],
         env={"ML_MODEL_PATH": str(served), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
@@ -113,3 +116,30 @@ def test_a_model_that_fails_its_checks_is_refused_and_the_old_one_keeps_serving(
         assert Recommender.load(served).version == before
     finally:
         kill_group(stack)
+
+
+def test_a_worker_starting_at_any_step_of_a_swap_loads_one_whole_version(
+    served: Path, synthetic_model_dir: Path, synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    train(synthetic_data_dir, tmp_path / "new", seed=2)
+    new_model, old_model = tmp_path / "new" / MODEL_FILE_NAME, synthetic_model_dir / MODEL_FILE_NAME
+    url, stack = start_stack(served, tmp_path)
+    starts = []
+    try:
+        # From the plain files the stack started on, then between versions, then pruning the oldest.
+        for model in (new_model, old_model, new_model):
+            result = swap(model, served, stack, script=ROOT / "tests" / "deploy" / "watched_swap.py")
+            assert result.returncode == 0, result.stderr
+            starts += [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        deadline = time.monotonic() + 60
+        while served_version(url) != Recommender.load(new_model).version:
+            assert time.monotonic() < deadline, "the last model never went live"
+            time.sleep(0.2)
+    finally:
+        kill_group(stack)
+    refused = [start for start in starts if "refused" in start]
+    assert len(starts) > 30 and not refused, refused
+    loaded = {start["version"] for start in starts}
+    assert loaded == {Recommender.load(model).version for model in (new_model, old_model)}
+    # The version served and the one it replaced.
+    assert len(list((served.parent / "versions").iterdir())) == 2

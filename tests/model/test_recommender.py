@@ -159,3 +159,13 @@ def test_load_refuses_a_model_that_does_not_match_its_metadata(synthetic_model_d
     (tmp_path / METADATA_FILE_NAME).write_text(json.dumps({"model_sha256": "0" * 64}))
     with pytest.raises(ModelFileError, match="does not match 000000000000 recorded in model.json"):
         Recommender.load(tmp_path / MODEL_FILE_NAME)
+
+
+def test_load_of_a_link_checks_the_model_json_beside_the_file_it_leads_to(
+    synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    # deploy/swap-model's layout: the served model.pkl is a link into one version's directory.
+    (tmp_path / MODEL_FILE_NAME).symlink_to(synthetic_model_dir / MODEL_FILE_NAME)
+    (tmp_path / METADATA_FILE_NAME).write_text(json.dumps({"model_sha256": "0" * 64}))
+    loaded = Recommender.load(tmp_path / MODEL_FILE_NAME)
+    assert loaded.metadata == json.loads((synthetic_model_dir / METADATA_FILE_NAME).read_text())
