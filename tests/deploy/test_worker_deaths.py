@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.recommender import MODEL_FILE_NAME
+from app.model.recommender import MODEL_FILE_NAME
 from tests.deploy.test_run_stack import PASSWORD, kill_group, start_stack
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
