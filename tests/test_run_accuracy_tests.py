@@ -84,9 +84,11 @@ def test_the_gate_passes_the_real_model_and_fails_a_forest_trained_on_shuffled_t
     assert "the model is no better than popularity" in popular.stderr
     fit = RelevanceForest.fit
 
-    def fit_on_shuffled_targets(forest: RelevanceForest, training: Dataset) -> RelevanceForest:
+    def fit_on_shuffled_targets(
+        forest: RelevanceForest, training: Dataset, people: Dataset | None = None
+    ) -> RelevanceForest:
         shuffled = np.random.RandomState(0).permutation(training.ratings["rating"].to_numpy())
-        return fit(forest, Dataset(training.users, training.movies, training.ratings.assign(rating=shuffled)))
+        return fit(forest, Dataset(training.users, training.movies, training.ratings.assign(rating=shuffled)), people)
 
     monkeypatch.setattr(RelevanceForest, "fit", fit_on_shuffled_targets)
     train(real_data_dir, tmp_path, seed=1)
