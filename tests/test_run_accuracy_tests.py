@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import joblib
 import numpy as np
+import pandas as pd
 import pytest
 
 from app.model.data import Dataset
@@ -31,6 +33,31 @@ def test_a_model_on_its_own_test_data_passes(synthetic_model_dir: Path) -> None:
     assert "ranking gate passed: NDCG@10" in result.stdout
 
 
+def serving_the_popular_list(model_dir: Path, out_dir: Path) -> Path:
+    """The trained model, its forest untouched (so its R^2 stays), but recommending the test data's "most rated 4+"
+    list to everyone: the model that the gate must not let through."""
+    model = joblib.load(model_dir / MODEL_FILE_NAME)
+    popular = json.loads((model_dir / TEST_DATA_FILE_NAME).read_text())["ranking"]["most_rated_4plus"]
+    positions = pd.Index(model.titles_).get_indexer(popular)
+    rest = [position for position in model.rankings_[0, 0, 0] if position not in positions]
+    model.rankings_[...] = np.concatenate([positions, rest])[: model.rankings_.shape[-1]]
+    out_dir.mkdir()
+    joblib.dump(model, out_dir / MODEL_FILE_NAME)
+    return out_dir / MODEL_FILE_NAME
+
+
+def test_a_model_serving_the_popular_list_to_everyone_fails_the_gate(synthetic_model_dir: Path, tmp_path: Path) -> None:
+    popular = serving_the_popular_list(synthetic_model_dir, tmp_path / "popular")
+    result = run_check(popular, synthetic_model_dir / TEST_DATA_FILE_NAME)
+    assert "accuracy check passed: R^2" in result.stdout
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("ranking gate FAILED: NDCG@10 ")
+    assert line.endswith(": the model is no better than popularity")
+    # It ties popularity exactly: the bootstrap of a zero difference is zero, not above it.
+    assert "bootstrap 5th percentile of the difference +0.0000" in line
+
+
 def test_a_model_that_ranks_below_popularity_fails_the_gate(synthetic_model_dir: Path, tmp_path: Path) -> None:
     """The same model against a popularity list that happens to be each held-out user's own likes."""
     test_data = json.loads((synthetic_model_dir / TEST_DATA_FILE_NAME).read_text())
@@ -50,11 +77,18 @@ def test_the_gate_passes_the_real_model_and_fails_a_forest_trained_on_shuffled_t
     real = run_check(real_model_dir / MODEL_FILE_NAME, real_model_dir / TEST_DATA_FILE_NAME)
     assert real.returncode == 0, real.stderr
     assert "ranking gate passed" in real.stdout
+    popular = run_check(
+        serving_the_popular_list(real_model_dir, tmp_path / "popular"), real_model_dir / TEST_DATA_FILE_NAME
+    )
+    assert popular.returncode == 1
+    assert "the model is no better than popularity" in popular.stderr
     fit = RelevanceForest.fit
 
-    def fit_on_shuffled_targets(forest: RelevanceForest, training: Dataset) -> RelevanceForest:
+    def fit_on_shuffled_targets(
+        forest: RelevanceForest, training: Dataset, people: Dataset | None = None
+    ) -> RelevanceForest:
         shuffled = np.random.RandomState(0).permutation(training.ratings["rating"].to_numpy())
-        return fit(forest, Dataset(training.users, training.movies, training.ratings.assign(rating=shuffled)))
+        return fit(forest, Dataset(training.users, training.movies, training.ratings.assign(rating=shuffled)), people)
 
     monkeypatch.setattr(RelevanceForest, "fit", fit_on_shuffled_targets)
     train(real_data_dir, tmp_path, seed=1)

@@ -5,7 +5,8 @@ from demographic features (app.features), over a pool of the most positively
 rated movies. Since the whole request space is small (ages 1-120 x M/F/O x 21
 occupations), fitting also ranks the pool for every person once, so serving a
 recommendation is a table lookup. It also counts, for every person and pool
-movie, how people like them rated it: the reasons given with a recommendation.
+movie, how people like them rated it: the reasons given with a recommendation
+(each person counted once, however much their rows weigh in the forest).
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.progress = progress
 
-    def fit(self, dataset: Dataset) -> RelevanceForest:
-        """Learn from every (user, pool movie) pair of the dataset, then rank the request space."""
+    def fit(self, dataset: Dataset, people: Dataset | None = None) -> RelevanceForest:
+        """Learn from every (user, pool movie) pair of the dataset, then rank the request space. Reasons count the
+        users of people (default: the dataset's), for a dataset that repeats some people to weigh them more."""
         self.movie_ids_ = dataset.movies.index.to_numpy()
         self.titles_ = dataset.movies["title"].to_numpy(dtype=object)
         self.pool_ = self._pick_pool(dataset)
@@ -73,7 +75,7 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         self.forest_.set_params(n_jobs=1)
         self.stats_ = DemographicStats(dataset.users, dataset.ratings, dataset.movies)
         self.rankings_ = self._rank_request_space()
-        self.reasons_ = ReasonTable(dataset, self.pool_)
+        self.reasons_ = ReasonTable(dataset if people is None else people, self.pool_)
         return self
 
     def _pick_pool(self, dataset: Dataset) -> np.ndarray:

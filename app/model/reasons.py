@@ -2,8 +2,10 @@
 
 A reason speaks of the most specific segment of people like the person (gender, age bucket, occupation)
 in which at least MIN_RATERS users rated the title, and says what share of them gave it 4 or 5. The
-counts are exact, from the users the model was trained on. ml-100k has only men and women: for gender O,
-every segment combines both, and says so.
+counts are exact, from the users the model was trained on, each person once. ml-100k has only men and women:
+for an asker of gender O, every segment combines both, and says so. A person the model learnt from who gave
+gender O (a scored request, app.training.feedback) counts only in segments that do not restrict gender
+("men and women"), never among men or among women.
 """
 
 from __future__ import annotations
@@ -54,8 +56,11 @@ class ReasonTable:
 
     def __init__(self, dataset: Dataset, pool: np.ndarray) -> None:
         rated, positive = rating_matrices(dataset.users.index, dataset.movies.index, dataset.ratings)
-        users = People.from_users(dataset.users)
-        chosen = [_chosen_segments(users, rated[:, pool], positive[:, pool], gender) for gender in GENDERS]
+        gendered = (dataset.users["gender"] != "O").to_numpy()
+        # Any gender will do for O: its rows are dropped wherever gender is part of the segment.
+        users = People.from_users(dataset.users.assign(gender=dataset.users["gender"].replace("O", MODEL_GENDERS[0])))
+        outcomes = rated[:, pool], positive[:, pool]
+        chosen = [_chosen_segments(users, gendered, *outcomes, gender) for gender in GENDERS]
         segments = np.stack([segment for segment, _ in chosen])  # genders x askers x movies x (segment, movie)
         counts = np.stack([count for _, count in chosen]).reshape(-1, 2)  # (raters, positives) per row of segments
         distinct, first, reason_of = np.unique(
@@ -80,11 +85,11 @@ class ReasonTable:
 
 
 def _chosen_segments(
-    users: People, rated: np.ndarray, positive: np.ndarray, gender: str
+    users: People, gendered: np.ndarray, rated: np.ndarray, positive: np.ndarray, gender: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """For askers of this gender in each age bucket x occupation (bucket-major) and each movie: the segment of the
     gender's chain a reason speaks of, as (gender, bucket, occupation, movie) with ANY where it does not restrict,
-    and that segment's (raters, positives)."""
+    and that segment's (raters, positives). Users who are not gendered (O) count only where gender is ANY."""
     buckets, occupations = (grid.ravel() for grid in np.meshgrid(np.arange(AGE_BUCKETS), np.arange(len(OCCUPATIONS)),
                                                                  indexing="ij"))  # fmt: skip
     model_gender = MODEL_GENDERS.index(gender) if gender in MODEL_GENDERS else 0  # O's segments ignore gender
@@ -98,7 +103,8 @@ def _chosen_segments(
     # Broadest first: a more specific segment replaces it where it has enough raters.
     for level in reversed(range(len(chain))):
         segmentation, codes = chain[level], askers.segment_codes(chain[level])
-        totals = [segment_totals(users, segmentation, outcome)[0][codes] for outcome in (rated, positive)]
+        counted = gendered[:, None] if "gender" in segmentation else True
+        totals = [segment_totals(users, segmentation, outcome * counted)[0][codes] for outcome in (rated, positive)]
         level_counts = np.stack(totals, axis=-1)
         take = (level_counts[..., 0] >= MIN_RATERS) | (level == len(chain) - 1)
         who = np.column_stack([attributes[name] if name in segmentation else np.full(len(buckets), ANY)

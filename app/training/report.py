@@ -40,11 +40,16 @@ def write_markdown(report: dict, path: Path) -> None:
         ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     ratio, coverage = summary["ndcg_ratio_to_best_baseline"], summary["coverage_ratio_to_best_baseline"]
+    interval = (
+        "one split: no interval"
+        if ratio["interval_95"] is None
+        else f"95% interval {ratio['interval_95'][0]:.4f} - {ratio['interval_95'][1]:.4f}, "
+        "Nadeau and Bengio's corrected resampled t over the overlapping splits"
+    )
     lines += [
         "",
         f"NDCG@10 of the model over the best baseline ({summary['best_baseline']}), paired per seed: "
-        f"mean {ratio['mean']:.4f} (95% interval {ratio['interval_95'][0]:.4f} - {ratio['interval_95'][1]:.4f}, "
-        f"a bootstrap over the seeds), lowest {ratio['min']:.4f} "
+        f"mean {ratio['mean']:.4f} ({interval}), lowest {ratio['min']:.4f} "
         f"(per seed: {', '.join(f'{value:.4f}' for value in ratio['per_seed'])}).",
         "",
         f"coverage@10 of the model over the best baseline's: mean {coverage['mean']:.3f}, "

@@ -26,7 +26,7 @@ from app.model.forest import RelevanceForest
 from app.model.reasons import MIN_RATERS
 from app.model.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME
 from app.training.baselines import MostPositive
-from app.training.feedback import describe_source, read_feedback, with_feedback
+from app.training.feedback import describe_source, read_feedback, rows_for_the_forest, with_feedback
 from app.training.metrics import split_users
 
 FORMAT_VERSION = 1
@@ -77,9 +77,11 @@ def train(
     training_users, test_users = split_users(dataset.users.index, seed=seed, held_out_share=TEST_USER_SHARE)
     ml100k_training = dataset.restricted_to(training_users)
     feedback = read_feedback(feedback_db) if feedback_db else None
-    training = ml100k_training if feedback is None else with_feedback(ml100k_training, feedback, weight=feedback_weight)
+    people = ml100k_training if feedback is None else with_feedback(ml100k_training, feedback)
+    # The forest weighs each scored request feedback_weight times; its reasons count each person once.
+    training = ml100k_training if feedback is None else rows_for_the_forest(people, weight=feedback_weight)
     started = time.perf_counter()
-    model = RelevanceForest(random_state=seed, progress=True).fit(training)
+    model = RelevanceForest(random_state=seed, progress=True).fit(training, people)
     training_seconds = time.perf_counter() - started
     held_out = dataset.restricted_to(test_users)
     data, target = test_rows(model, held_out)

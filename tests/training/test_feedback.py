@@ -11,12 +11,14 @@ import pytest
 
 from app import create_app
 from app.config import Settings
-from app.model.data import load_dataset
+from app.model.data import GENRES, load_dataset
 from app.model.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME, Recommender
 from app.store.recommendation_log import RecommendationLog, make_engine, sqlite_url
 from app.training.evaluate import evaluate_online
-from app.training.feedback import FEEDBACK_USER_OFFSET, describe_source, with_feedback
-from app.training.train import train
+from app.training.feedback import FEEDBACK_USER_OFFSET, describe_source, rows_for_the_forest, with_feedback
+from app.training.metrics import split_users
+from app.training.train import TEST_USER_SHARE, train
+from tests.model.test_reasons import expected_reason
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
@@ -41,17 +43,78 @@ def test_each_scored_request_becomes_a_user_with_its_demographics(synthetic_data
     assert len(grown.ratings) == len(dataset.ratings) + 2
 
 
-def test_gender_o_teaches_both_m_and_f_and_weight_repeats(synthetic_data_dir: Path) -> None:
+def test_gender_o_is_one_person_but_teaches_the_forest_both_m_and_f_and_weight_repeats(
+    synthetic_data_dir: Path,
+) -> None:
     dataset = load_dataset(synthetic_data_dir)
-    grown = with_feedback(dataset, feedback_rows(("c", "Movie 2 (1990)", 4.0, 50, "O", "retired")), weight=3)
-    added = grown.users.loc[grown.users.index >= FEEDBACK_USER_OFFSET]
-    assert sorted(added["gender"]) == ["F", "F", "F", "M", "M", "M"]
+    feedback = feedback_rows(
+        ("c", "Movie 2 (1990)", 4.0, 50, "O", "retired"), ("d", "Movie 3 (1990)", 2.0, 20, "F", "artist")
+    )
+    people = with_feedback(dataset, feedback)
+    added = people.users.loc[people.users.index >= FEEDBACK_USER_OFFSET]
+    assert sorted(added["gender"]) == ["F", "O"]
+    rows = rows_for_the_forest(people, weight=3)
+    copies = rows.users.loc[rows.users.index >= FEEDBACK_USER_OFFSET]
+    assert sorted(copies["gender"]) == ["F"] * 3 + ["F", "F", "F", "M", "M", "M"]
+    copied = rows.ratings[rows.ratings["user_id"] >= FEEDBACK_USER_OFFSET]
+    assert sorted(copied["rating"]) == [2.0] * 3 + [4.0] * 6
+    assert set(copied["user_id"]) == set(copies.index)
+    ml100k = rows.ratings[rows.ratings["user_id"] < FEEDBACK_USER_OFFSET]
+    pd.testing.assert_frame_equal(ml100k, dataset.ratings, check_dtype=False)
 
 
 def test_the_source_is_recorded_without_its_password() -> None:
     assert describe_source("postgresql+psycopg://app:s3cret@db/recommender") == (
         "postgresql+psycopg://app:***@db/recommender"
     )
+
+
+def test_reasons_of_a_model_retrained_with_weighted_scores_count_each_person_once(
+    synthetic_data_dir: Path, synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    """A simulated population scores what the model shows them; retrained with each score weighing 3, the model's
+    reasons must count the people, recounted here with pandas: a gender-O person once, and only among "men and
+    women"."""
+    database = sqlite_url(tmp_path / "feedback.sqlite3")
+    log = RecommendationLog(make_engine(database))
+    log.create_tables()
+    before = Recommender.load(synthetic_model_dir / MODEL_FILE_NAME)
+    rng = np.random.RandomState(0)
+    scored = []  # (age, gender, occupation, title, score): one person per recommendation
+    for gender, people in (("F", 25), ("O", 25), ("M", 8)):
+        for _ in range(people):
+            person = (int(rng.randint(25, 35)), gender, "writer")
+            titles = before.recommend(*person)
+            recommendation = log.record_recommendation(
+                age=person[0], gender=gender, occupation="writer", max_recs=10, titles=titles,
+                model_version=before.version, explain=False,
+            )  # fmt: skip
+            for title in titles[: rng.randint(5, 11)]:
+                score = int(rng.randint(1, 6))
+                log.record_score(recommendation_id=recommendation, movie=title, score=score)
+                scored.append((*person, title, score))
+    log.engine.dispose()
+
+    train(synthetic_data_dir, tmp_path / "retrained", 1, feedback_db=database, feedback_weight=3)
+    after = Recommender.load(tmp_path / "retrained" / MODEL_FILE_NAME)
+
+    dataset = load_dataset(synthetic_data_dir)
+    training_users, _ = split_users(dataset.users.index, seed=1, held_out_share=TEST_USER_SHARE)
+    titles = dataset.movies["title"]
+    ml100k = dataset.ratings[dataset.ratings["user_id"].isin(training_users)].join(dataset.users, on="user_id")
+    ratings = pd.concat([
+        ml100k.assign(title=ml100k["movie_id"].map(titles))[["age", "gender", "occupation", "title", "rating"]],
+        pd.DataFrame(scored, columns=["age", "gender", "occupation", "title", "rating"]),
+    ])  # fmt: skip
+    flags = dataset.movies.set_index("title")[list(GENRES)]
+    genres = {title: [name for name in GENRES if row[name]] for title, row in flags.iterrows()}
+    segments = set()
+    for person in ((30, "F", "writer"), (30, "O", "writer"), (30, "M", "writer"), (60, "M", "retired")):
+        for title, reason in zip(after.recommend(*person, 20), after.reasons(*person, 20), strict=True):
+            assert reason == expected_reason(ratings, genres, *person, title), (person, title)
+            segments.add(reason["segment"])
+    # The feedback reaches the most specific segments, where copies would have counted most.
+    assert {"women aged 25-34 (occupation: writer)", "men and women aged 25-34 (occupation: writer)"} <= segments
 
 
 def genre_share(recommender: Recommender, genre: str, titles: pd.DataFrame) -> float:
