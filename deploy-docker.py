@@ -30,6 +30,7 @@ import argparse
 import getpass
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -130,8 +131,15 @@ class Container:
 
 
 def inspect(name: str) -> Container:
-    fields = "{{.Id}} {{.State.Status}} {{.Config.Image}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"
-    return Container(*docker("container", "inspect", "--format", fields, name, check=False).split(" "))
+    # The JSON, not a --format template: a container that never started has no State.Health, and a template
+    # naming it fails (the client reads the JSON as a map), so that such a container looked like none.
+    found = json.loads(docker("container", "inspect", name, check=False) or "[]")  # "[]" when there is none
+    if not found:
+        return Container()
+    state = found[0]["State"]
+    return Container(
+        found[0]["Id"], state["Status"], found[0]["Config"]["Image"], state.get("Health", {}).get("Status", "")
+    )
 
 
 def what_runs(name: str) -> str:
