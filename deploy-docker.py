@@ -213,7 +213,8 @@ class Deployment:
     """The containers of one deployment: NAME, NAME-previous while swapping, NAME-candidate while trying.
 
     What to do after a failure or a signal is read from the containers as they are, not from how far this
-    run thinks it got: settle() is right after any docker command, and again after itself."""
+    run thinks it got: settle() is right whichever docker command came last, and a second settle() changes
+    nothing."""
 
     def __init__(self, args: argparse.Namespace, image: str, password: str) -> None:
         self.args = args
