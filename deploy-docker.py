@@ -9,14 +9,19 @@ deploy-docker.py IMAGE_NAME IMAGE_VERSION MODEL_FILE TEST_DATA_FILE SESSION_PASS
 2. Try the new version in a container of its own (NAME-candidate: no port, no volume) until it is healthy.
 3. Swap: the new container is created under NAME, the running one is renamed NAME-previous and stopped,
    the new one starts; once it is healthy the previous one is removed. Only the swap is downtime.
-A failure or a signal (SIGINT, SIGTERM) at any point puts the previous container back under NAME, running.
+A failure or a signal (SIGINT, SIGTERM) at any point leaves exactly one container under NAME: the new one
+if it was already found healthy, else the previous one, running; the candidate and NAME-previous go. A docker
+command is never cut short (a signal waits for it to end, a stop of the previous version included); only the
+build and the waits for health are interrupted at once. Once the recovery begins, further signals are ignored.
+A run killed outright (SIGKILL) is mended the same way by the next run, before it builds.
 
 SESSION_PASSWORD "-" reads it from a prompt (or standard input). The password and the service's settings
 (JWT_SECRET_KEY, DATABASE_URL, LOG_LEVEL, ...) reach the container through the environment, by name.
 
 Exit status, each printed with what runs now: 0 deployed; 1 the build failed; 2 bad arguments or files;
 3 the new version was not healthy; 4 interrupted; 5 a docker command failed; 6 the previous version could
-not be put back (the message says what to do).
+not be put back (the message says what to do). The last line says which version runs: "not deployed; ..."
+or, when a signal came after the new version was found healthy, "deployed all the same; ...".
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import getpass
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -35,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -72,42 +79,72 @@ class Interrupted(DeployError):
         super().__init__(f"interrupted by {signal.Signals(signal_number).name}", INTERRUPTED)
 
 
+SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM are held until the block ends, then handled as usual."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    """SIGINT and SIGTERM are held until the block ends, then handled as usual. Children inherit the hold:
+    a Ctrl-C does not cut their docker client short either."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
+def ignore_signals() -> None:
+    """From here on SIGINT and SIGTERM change nothing: what remains is to put things in order, or nothing."""
+    for signal_number in SIGNALS:
+        signal.signal(signal_number, signal.SIG_IGN)
+
+
 def interrupt(signal_number: int, _frame: object) -> None:
-    """The handler of SIGINT and SIGTERM: the deployment stops where it is, and puts the previous version back."""
+    """The handler of SIGINT and SIGTERM: the deployment stops where it is, and the recovery that follows
+    is not interrupted in turn."""
+    ignore_signals()
     raise Interrupted(signal_number)
 
 
 def docker(*arguments: str, check: bool = True, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(["docker", *arguments], capture_output=True, text=True, env=env)
+    """A docker command, never cut short by a signal: one cut short leaves the engine finishing it unseen,
+    after the recovery has looked (a rename or a create done behind its back)."""
+    with signals_deferred():
+        result = subprocess.run(["docker", *arguments], capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise DeployError(f"'docker {arguments[0]}' failed: {result.stderr.strip()}", DOCKER_FAILED)
     return result.stdout.strip()
 
 
-def state_of(name: str) -> str:
-    """'running healthy', 'exited', 'restarting starting', ...; '' when there is no such container."""
-    state = "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"
-    return docker("container", "inspect", "--format", state, name, check=False)
+@dataclass(frozen=True)
+class Container:
+    """A container as docker inspect shows it; id "" when there is no such container."""
+
+    id: str = ""
+    status: str = ""  # created, running, exited, ...
+    image: str = ""
+    health: str = ""  # starting, healthy, unhealthy; "" without a health check
+
+    @property
+    def healthy(self) -> bool:
+        return self.status == "running" and self.health == "healthy"
 
 
-def container_exists(name: str) -> bool:
-    return state_of(name) != ""
+def inspect(name: str) -> Container:
+    # The JSON, not a --format template: a container that never started has no State.Health, and a template
+    # naming it fails (the client reads the JSON as a map), so that such a container looked like none.
+    found = json.loads(docker("container", "inspect", name, check=False) or "[]")  # "[]" when there is none
+    if not found:
+        return Container()
+    state = found[0]["State"]
+    return Container(
+        found[0]["Id"], state["Status"], found[0]["Config"]["Image"], state.get("Health", {}).get("Status", "")
+    )
 
 
 def what_runs(name: str) -> str:
-    status, _, image = docker("container", "inspect", "--format", "{{.State.Status}} {{.Config.Image}}", name,
-                              check=False).partition(" ")  # fmt: skip
-    return f"{name} runs {image}" if status == "running" else f"nothing runs as {name}"
+    container = inspect(name)
+    return f"{name} runs {container.image}" if container.status == "running" else f"nothing runs as {name}"
 
 
 def reproducible_archive(files: dict[str, Path], destination: Path) -> None:
@@ -173,7 +210,11 @@ def build(image: str, model_file: Path, test_data_file: Path) -> None:
 
 
 class Deployment:
-    """The containers of one deployment: NAME, NAME-previous while swapping, NAME-candidate while trying."""
+    """The containers of one deployment: NAME, NAME-previous while swapping, NAME-candidate while trying.
+
+    What to do after a failure or a signal is read from the containers as they are, not from how far this
+    run thinks it got: settle() is right whichever docker command came last, and a second settle() changes
+    nothing."""
 
     def __init__(self, args: argparse.Namespace, image: str, password: str) -> None:
         self.args = args
@@ -181,9 +222,9 @@ class Deployment:
         self.name = args.container_name
         self.previous = f"{self.name}-previous"
         self.candidate = f"{self.name}-candidate"
-        # What this run did: created the new container under NAME; asked the previous one to stop.
-        self.created_new = False
-        self.previous_stopped = False
+        # The id of the container under NAME before this run touched anything ("" when none); None until known,
+        # and then this run has created nothing under NAME.
+        self.previous_id: str | None = None
         # The password travels in the docker client's environment only; `--env NAME` passes it on by name.
         self.environ = {**os.environ, "SESSION_PASSWORD": password}
 
@@ -191,96 +232,91 @@ class Deployment:
         names = ["SESSION_PASSWORD", *(name for name in SERVICE_SETTINGS if os.environ.get(name))]
         return [argument for name in names for argument in ("--env", name)]
 
-    def recover_earlier_run(self) -> None:
-        """Undo what an earlier run left when it was killed: a previous version that is the only good one
-        goes back under NAME; a candidate, or a previous one beside a healthy NAME, goes."""
+    def run(self) -> None:
+        with signals_deferred():  # mending what an earlier run left is a recovery: not to be interrupted
+            self.settle()
+        self.previous_id = inspect(self.name).id
+        build(self.image, self.args.model_file, self.args.test_data_file)
+        self.try_candidate()
+        self.swap()
+
+    def settle(self) -> None:
+        """One container under NAME afterwards, the new one if it was found healthy, else the previous one:
+        the candidate goes; a previous one beside a healthy NAME goes; a previous one beside a NAME that is
+        not healthy (a new version, or none) comes back as NAME, running. A new version that replaced
+        nothing goes when it is not healthy. Never removes a container that is the only one serving."""
         docker("rm", "--force", "--volumes", self.candidate, check=False)
-        if not container_exists(self.previous):
-            return
-        if state_of(self.name) == "running healthy":
-            docker("rm", "--force", self.previous)
-            return
-        print(f"putting {self.previous} back as {self.name}, left by an earlier deploy that did not finish")
-        docker("rm", "--force", self.name, check=False)  # that deploy's new version, never found healthy
-        self.restore()
+        current = inspect(self.name)
+        if inspect(self.previous).id:
+            if current.healthy:
+                docker("rm", "--force", self.previous, check=False)  # the next run's settle() retries
+                return
+            print(f"putting {self.previous} back as {self.name} (the new version was not found healthy)")
+            if current.id:
+                docker("rm", "--force", self.name)
+            docker("rename", self.previous, self.name)
+            docker("start", self.name)  # nothing to do when it still runs
+        elif self.previous_id == "" and current.id and not current.healthy:
+            docker("rm", "--force", self.name)  # a first version never found healthy
+
+    def deployed(self) -> bool:
+        """Whether the container under NAME is the one this run created."""
+        return self.previous_id is not None and inspect(self.name).id not in ("", self.previous_id)
 
     def try_candidate(self) -> None:
-        """The new version in a container of its own, until healthy; it is removed either way."""
+        """The new version in a container of its own, until healthy; settle() removes it when it is not."""
         docker("run", "--detach", "--name", self.candidate, "--log-driver", "json-file",
                *self.settings_arguments(), self.image, env=self.environ)  # fmt: skip
-        try:
-            outcome = self.wait_until_healthy(self.candidate)
-            if outcome != "healthy":
-                logs = subprocess.run(["docker", "logs", "--tail", str(LOG_LINES_SHOWN), self.candidate],
-                                      capture_output=True, text=True)  # fmt: skip
-                raise DeployError(
-                    f"{self.image} did not become healthy ({outcome}); its last lines:\n{logs.stdout}{logs.stderr}",
-                    UNHEALTHY,
-                )
-        finally:  # with the anonymous volume the image's VOLUME gave it
-            docker("rm", "--force", "--volumes", self.candidate, check=False)
+        outcome = self.wait_until_healthy(self.candidate)
+        if outcome != "healthy":
+            logs = subprocess.run(["docker", "logs", "--tail", str(LOG_LINES_SHOWN), self.candidate],
+                                  capture_output=True, text=True)  # fmt: skip
+            raise DeployError(
+                f"{self.image} did not become healthy ({outcome}); its last lines:\n{logs.stdout}{logs.stderr}",
+                UNHEALTHY,
+            )
+        docker("rm", "--force", "--volumes", self.candidate)  # with the anonymous volume the image's VOLUME gave it
 
     def swap(self) -> None:
-        had_previous = container_exists(self.name)
         log_driver = "json-file" if self.args.json_log else "journald"
-        # A signal waits until both calls are done: a docker client cut short leaves the engine finishing the
-        # rename or the create unseen, after restore() has looked (the name then taken, the restore refused).
-        with signals_deferred():
-            if had_previous:
-                docker("rename", self.name, self.previous)
-            docker("create", "--name", self.name, "--restart", "on-failure:5",
-                   "--log-driver", log_driver, "--log-opt", f"tag={self.args.log_tag or self.name}",
-                   "--publish", f"{self.args.port_mapping}:{CONTAINER_PORT}",
-                   "--volume", f"{self.name}-data:/app/instance",
-                   *self.settings_arguments(), self.image, env=self.environ)  # fmt: skip
-            self.created_new = True
-        if had_previous:
-            self.previous_stopped = True
+        if self.previous_id:
+            docker("rename", self.name, self.previous)
+        docker("create", "--name", self.name, "--restart", "on-failure:5",
+               "--log-driver", log_driver, "--log-opt", f"tag={self.args.log_tag or self.name}",
+               "--publish", f"{self.args.port_mapping}:{CONTAINER_PORT}",
+               "--volume", f"{self.name}-data:/app/instance",
+               *self.settings_arguments(), self.image, env=self.environ)  # fmt: skip
+        if self.previous_id:
             docker("stop", "--time", str(STOP_SECONDS), self.previous)
         docker("start", self.name)
         outcome = self.wait_until_healthy(self.name)
         if outcome != "healthy":
             raise DeployError(f"{self.image} did not become healthy as {self.name} ({outcome})", UNHEALTHY)
-        if had_previous:
+        if self.previous_id:
             docker("rm", self.previous)
-
-    def restore(self) -> None:
-        """The new container this run created goes; the previous version comes back under NAME, running."""
-        if self.created_new:
-            docker("rm", "--force", self.name, check=False)
-        if container_exists(self.previous):
-            docker("rename", self.previous, self.name)
-            if self.previous_stopped:  # a stop cut short may still be under way: let it end, then start
-                docker("stop", "--time", str(STOP_SECONDS), self.name)
-            docker("start", self.name)
 
     def wait_until_healthy(self, name: str) -> str:
         """'healthy', or what the container was when it stopped being worth waiting for."""
         deadline = time.monotonic() + self.args.health_timeout
         while True:
-            status, _, health = state_of(name).partition(" ")
-            if status == "running" and health in ("healthy", "unhealthy"):
-                return health
-            if status not in ("created", "running"):
-                return f"{status or 'gone'}, {health or 'no health check'}"
+            container = inspect(name)
+            if container.status == "running" and container.health in ("healthy", "unhealthy"):
+                return container.health
+            if container.status not in ("created", "running"):
+                return f"{container.status or 'gone'}, {container.health or 'no health check'}"
             if time.monotonic() >= deadline:
-                return f"still {health or status} after {self.args.health_timeout:.0f} s"
+                return f"still {container.health or container.status} after {self.args.health_timeout:.0f} s"
             time.sleep(HEALTH_POLL_SECONDS)
 
 
-def deploy(args: argparse.Namespace, image: str, password: str) -> None:
-    deployment = Deployment(args, image, password)
+def deploy(deployment: Deployment) -> None:
     try:
-        deployment.recover_earlier_run()
-        build(image, args.model_file, args.test_data_file)
-        deployment.try_candidate()
-        deployment.swap()
+        deployment.run()
+        ignore_signals()  # deployed: a signal from here on has nothing to undo
     except DeployError:
-        # Putting the previous version back is not to be interrupted in turn.
-        for signal_number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signal_number, signal.SIG_IGN)
+        ignore_signals()  # putting things in order is not to be interrupted in turn
         try:
-            deployment.restore()
+            deployment.settle()
         except DeployError as error:
             raise DeployError(
                 f"the previous version could not be put back ({error}); "
@@ -320,15 +356,20 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     image = f"{args.image_name}:{args.image_version}"
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
+    for signal_number in SIGNALS:
         signal.signal(signal_number, interrupt)
+    deployment = None
     try:
         password = read_password(args.session_password)
         if not password:
             raise DeployError("the session password is empty", BAD_INPUT)
-        deploy(args, image, password)
+        deployment = Deployment(args, image, password)
+        deploy(deployment)
     except DeployError as error:
-        print(f"deploy-docker: {error}\ndeploy-docker: not deployed; {what_runs(args.container_name)}", file=sys.stderr)
+        ignore_signals()  # the report of what runs is not to be cut short
+        # A signal after the new version was found healthy keeps it: the last line says which version runs.
+        outcome = "deployed all the same" if deployment and deployment.deployed() else "not deployed"
+        print(f"deploy-docker: {error}\ndeploy-docker: {outcome}; {what_runs(args.container_name)}", file=sys.stderr)
         return error.exit_status
     print(f"{args.container_name} runs {image} on port {args.port_mapping} and is healthy.")
     if args.json_log:

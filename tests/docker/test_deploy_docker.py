@@ -1,6 +1,6 @@
 """deploy-docker.py for real, in order: a first deploy, one that cannot start and is rolled back, a healthy
 redeploy under a polling client (its downtime measured), one sent SIGTERM half-way, and the run after one
-that was killed outright."""
+that was killed outright. Then, under another name, a redeploy interrupted at each of its docker steps in turn."""
 
 from __future__ import annotations
 
@@ -43,8 +43,12 @@ class Target:
             "--container-name", self.name, "--port-mapping", str(self.port), "--health-timeout", "90", *options,
         ]  # fmt: skip
 
-    def deploy(self, version: str, *options: str, **settings: str) -> subprocess.CompletedProcess:
-        return subprocess.run(self.command(version, *options), input=PASSWORD + "\n", env=deploy_environ(**settings),
+    def deploy(self, version: str, *options: str, docker_shim: Path | None = None, **settings: str
+               ) -> subprocess.CompletedProcess:  # fmt: skip
+        environ = deploy_environ(**settings)
+        if docker_shim:
+            environ["PATH"] = f"{docker_shim.parent}:{environ['PATH']}"
+        return subprocess.run(self.command(version, *options), input=PASSWORD + "\n", env=environ,
                               capture_output=True, text=True, timeout=1800)  # fmt: skip
 
     def image_running(self) -> str:
@@ -54,6 +58,23 @@ class Target:
 def deploy_environ(**settings: str) -> dict[str, str]:
     environ = {key: value for key, value in os.environ.items() if key not in deploy_docker.SERVICE_SETTINGS}
     return {**environ, **settings}
+
+
+def write_docker_shim(directory: Path, interrupt_at: int = 0, signal_name: str = "TERM") -> Path:
+    """A docker client that forwards every call to the real one and records each step in directory/steps: a
+    call unlike the one before it (the polls of one health wait are one step). At step interrupt_at it first
+    sends its caller, the deploy, the signal."""
+    steps, shim = directory / "steps", directory / "bin" / "docker"
+    shim.parent.mkdir()
+    shim.write_text(f"""#!/bin/sh
+if [ "$*" != "$(tail -n 1 {steps} 2>/dev/null)" ]; then
+    printf '%s\\n' "$*" >> {steps}
+    [ "$(wc -l < {steps})" -eq {interrupt_at} ] && kill -{signal_name} $PPID
+fi
+exec {shutil.which("docker")} "$@"
+""")
+    shim.chmod(0o755)
+    return shim
 
 
 @pytest.fixture(scope="module")
@@ -133,17 +154,10 @@ def test_a_first_deploy_builds_from_the_cache_and_serves_with_journald(target: T
 
 def test_the_settings_pass_by_name_never_in_an_argument_list(target: Target, tmp_path: Path) -> None:
     """A shim in front of the real docker client records every command the deploy runs."""
-    calls = tmp_path / "docker-calls"
-    shim = tmp_path / "bin" / "docker"
-    shim.parent.mkdir()
-    shim.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\nexec {shutil.which("docker")} "$@"\n')
-    shim.chmod(0o755)
-    environ = {**deploy_environ(LOG_LEVEL="DEBUG", LOGIN_RATE_LIMIT="20 per minute")}
-    environ["PATH"] = f"{shim.parent}:{environ['PATH']}"
-    result = subprocess.run(target.command("1"), input=PASSWORD + "\n", env=environ, capture_output=True, text=True,
-                            timeout=600)  # fmt: skip
+    result = target.deploy("1", docker_shim=write_docker_shim(tmp_path), LOG_LEVEL="DEBUG",
+                           LOGIN_RATE_LIMIT="20 per minute")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    commands = calls.read_text().splitlines()
+    commands = (tmp_path / "steps").read_text().splitlines()
     assert PASSWORD not in "\n".join(commands)
     (create,) = [command for command in commands if command.startswith("create ")]
     for name in ("SESSION_PASSWORD", "LOG_LEVEL", "LOGIN_RATE_LIMIT"):
@@ -210,3 +224,100 @@ def test_a_previous_version_left_by_a_killed_deploy_is_put_back_first(target: Ta
     assert f"putting {target.name}-previous back as {target.name}" in result.stdout
     assert target.image_running() == f"running {IMAGE_NAME}:3"
     wait_for_health(target.url)
+
+
+# The versions of the interrupted redeploys: PREVIOUS serves before each, NEW is the one interrupted.
+PREVIOUS, NEW = "interrupt-previous", "interrupt-new"
+# A redeploy's docker steps in order: how the command starts, its last argument (NAME the container name,
+# IMAGE the new image, ROOT the build context), and the version that serves after a signal at that step.
+# The version is NEW only once the new container was found healthy: at the removal of the previous one.
+REDEPLOY_STEPS = (
+    ("rm --force --volumes", "NAME-candidate", PREVIOUS),  # what an earlier run may have left
+    ("container inspect", "NAME", PREVIOUS),
+    ("container inspect", "NAME-previous", PREVIOUS),
+    ("container inspect", "NAME", PREVIOUS),  # the container this run replaces
+    ("build", "ROOT", PREVIOUS),
+    ("run --detach --name NAME-candidate", "IMAGE", PREVIOUS),
+    ("container inspect", "NAME-candidate", PREVIOUS),  # the candidate's health wait
+    ("rm --force --volumes", "NAME-candidate", PREVIOUS),
+    ("rename NAME", "NAME-previous", PREVIOUS),
+    ("create --name NAME", "IMAGE", PREVIOUS),
+    ("stop", "NAME-previous", PREVIOUS),
+    ("start", "NAME", PREVIOUS),
+    ("container inspect", "NAME", PREVIOUS),  # the new container's health wait
+    ("rm", "NAME-previous", NEW),
+)
+
+
+def is_step(command: str, step: tuple[str, str, str], name: str) -> bool:
+    start, last, _ = (part.replace("NAME", name).replace("IMAGE", f"{IMAGE_NAME}:{NEW}").replace("ROOT", str(ROOT))
+                      for part in step)  # fmt: skip
+    return command.startswith(start + " ") and command.endswith(" " + last)
+
+
+@pytest.fixture(scope="module")
+def redeployed(image: str, model_files: tuple[Path, Path]) -> Iterator[Target]:
+    name = f"test-interrupt-{os.getpid()}"
+    yield Target(name, free_port(), model_files)
+    remove_containers(name)
+    for version in (PREVIOUS, NEW):
+        docker("rmi", f"{IMAGE_NAME}:{version}", check=False)
+
+
+def containers_named(name: str) -> list[str]:
+    return docker("ps", "--all", "--format", "{{.Names}}", "--filter", f"name=^{name}").split()
+
+
+@pytest.fixture
+def previous_serving(redeployed: Target) -> Target:
+    """PREVIOUS serving under the name, alone: deployed afresh unless the test before left it so."""
+    if containers_named(redeployed.name) != [redeployed.name] or redeployed.image_running() != (
+        f"running {IMAGE_NAME}:{PREVIOUS}"
+    ):
+        remove_containers(redeployed.name)
+        result = redeployed.deploy(PREVIOUS)
+        assert result.returncode == 0, result.stderr
+    wait_for_health(redeployed.url)
+    return redeployed
+
+
+def test_a_redeploy_runs_these_docker_steps(previous_serving: Target, tmp_path: Path) -> None:
+    """The table the interrupted redeploys below go through: every step of a redeploy is in it."""
+    started = time.monotonic()
+    result = previous_serving.deploy(NEW, docker_shim=write_docker_shim(tmp_path))
+    print(f"a redeploy from the cache: {time.monotonic() - started:.1f} s", file=sys.stderr)
+    assert result.returncode == 0, result.stderr
+    steps = (tmp_path / "steps").read_text().splitlines()
+    assert len(steps) == len(REDEPLOY_STEPS), "\n".join(steps)
+    for command, step in zip(steps, REDEPLOY_STEPS, strict=True):
+        assert is_step(command, step, previous_serving.name), (command, step)
+
+
+@pytest.mark.parametrize(
+    ("signal_name", "at", "serving"),
+    [("TERM", at, step[2]) for at, step in enumerate(REDEPLOY_STEPS, 1)] + [("INT", len(REDEPLOY_STEPS), NEW)],
+    ids=lambda value: str(value),
+)
+def test_a_redeploy_interrupted_at_any_docker_step_leaves_one_version_serving(
+    previous_serving: Target, tmp_path: Path, signal_name: str, at: int, serving: str
+) -> None:
+    name = previous_serving.name
+    started = time.monotonic()
+    result = previous_serving.deploy(NEW, docker_shim=write_docker_shim(tmp_path, at, signal_name))
+    print(f"interrupted at step {at}: {time.monotonic() - started:.1f} s", file=sys.stderr)
+    command = (tmp_path / "steps").read_text().splitlines()[at - 1]
+    assert is_step(command, REDEPLOY_STEPS[at - 1], name), command
+    assert result.returncode == deploy_docker.INTERRUPTED, result.stderr
+    # The reason, then one line saying which version runs.
+    outcome = "not deployed" if serving == PREVIOUS else "deployed all the same"
+    assert result.stderr.splitlines()[-2:] == [
+        f"deploy-docker: interrupted by SIG{signal_name}",
+        f"deploy-docker: {outcome}; {name} runs {IMAGE_NAME}:{serving}",
+    ], result.stderr
+    assert containers_named(name) == [name]  # no candidate, no previous left to trip the next deploy
+    assert previous_serving.image_running() == f"running {IMAGE_NAME}:{serving}"
+    wait_for_health(previous_serving.url)
+    # The next deploy goes through, and leaves PREVIOUS serving for the next step's test.
+    result = previous_serving.deploy(PREVIOUS)
+    assert result.returncode == 0, result.stderr
+    assert previous_serving.image_running() == f"running {IMAGE_NAME}:{PREVIOUS}"
