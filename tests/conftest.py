@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from app.config import ml100k_dir
+from app.config import Settings, ml100k_dir
 from app.model.data import GENRES, OCCUPATIONS, ensure_dataset
+from app.model.recommender import MODEL_FILE_NAME
 from app.store.recommendation_log import metadata, sqlite_url
 from app.training.train import train
 from tests.relay import Relay
@@ -29,6 +30,10 @@ AGES = (15, 22, 30, 40, 47, 52, 60)
 # Enough ratings per user that the few held-out users' (8) NDCG clearly separates the model, which finds the
 # gender signal, from popularity: the accuracy gate's bootstrap must see it through their noise.
 RATINGS_PER_USER = 16
+
+# The session password and signing key of the in-process service (the settings fixture).
+PASSWORD = "correct horse battery staple"
+JWT_SECRET = "a-test-signing-key-that-is-long-enough-for-hs256"
 
 
 def write_synthetic_ml100k(directory: Path, *, seed: int = 0) -> Path:
@@ -136,6 +141,17 @@ def empty_postgres(postgres_url: str) -> Iterator[str]:
     engine = create_engine(postgres_url)
     metadata.drop_all(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def settings(synthetic_model_dir: Path, tmp_path: Path) -> Settings:
+    """The service's settings for in-process tests: the synthetic model, a SQLite database of the test's own."""
+    return Settings(
+        model_path=synthetic_model_dir / MODEL_FILE_NAME,
+        session_password=PASSWORD,
+        jwt_secret_key=JWT_SECRET,
+        database_url=sqlite_url(tmp_path / "recommendations.sqlite3"),
+    )
 
 
 @pytest.fixture

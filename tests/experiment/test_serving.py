@@ -18,23 +18,17 @@ from app.experiment.arms import CANDIDATE, CONTROL, in_candidate_arm
 from app.experiment.publication import publish
 from app.model.recommender import MODEL_FILE_NAME, Recommender
 from app.store.experiments import PROMOTED, end_experiment
-from app.store.recommendation_log import sqlite_url
 from app.store.tables import recommendations
+from tests.conftest import PASSWORD
 from tests.experiment.test_arms import start
-from tests.web.api.conftest import JWT_SECRET, PASSWORD
 
 PERSON = {"age": 40, "gender": "M", "occupation": "engineer"}
 
 
 @pytest.fixture
-def settings(synthetic_model_dir: Path, tmp_path: Path) -> Settings:
-    return Settings(
-        model_path=synthetic_model_dir / MODEL_FILE_NAME,
-        session_password=PASSWORD,
-        jwt_secret_key=JWT_SECRET,
-        database_url=sqlite_url(tmp_path / "service.sqlite3"),
-        experiment_dir=tmp_path / "experiment",
-    )
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The web side's settings, with the directory a mule publishes experiments to."""
+    return replace(settings, experiment_dir=tmp_path / "experiment")
 
 
 @pytest.fixture

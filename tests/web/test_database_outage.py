@@ -17,8 +17,8 @@ from app import create_app, prepare_database
 from app.config import ConfigError, Settings
 from app.model.recommender import MODEL_FILE_NAME
 from app.store.recommendation_log import recommendations
+from tests.conftest import JWT_SECRET, PASSWORD
 from tests.relay import Relay, relayed_url
-from tests.web.api.conftest import JWT_SECRET, PASSWORD
 
 pytestmark = pytest.mark.service
 

@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.config import ConfigError, Settings
+from tests.conftest import JWT_SECRET, PASSWORD
 from tests.servers import free_port
-from tests.web.api.conftest import JWT_SECRET, PASSWORD
 
 
 def test_login_with_the_password_gives_a_token(client: FlaskClient) -> None:

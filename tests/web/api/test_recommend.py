@@ -12,7 +12,7 @@ from app import create_app, prepare_database
 from app.config import MAX_BODY_BYTES, Settings
 from app.model.recommender import OCCUPATIONS
 from app.store.recommendation_log import recommendations, scores
-from tests.web.api.conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 VALID = {"age": 30, "gender": "F", "occupation": "writer"}
 
