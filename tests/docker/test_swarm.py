@@ -288,6 +288,9 @@ def test_an_experiment_started_then_promoted_reaches_every_replica_within_5_s(
     replicas = stack.containers("api")
     operator = replicas[0]
     docker("cp", str(synthetic_candidate_dir), f"{operator}:/tmp/candidate")
+    # docker cp keeps the host's modes (pytest's folders are 700): readable by the container's user, as an
+    # operator would make it.
+    docker("exec", "--user", "root", operator, "chmod", "-R", "a+rX", "/tmp/candidate")
     candidate = Recommender.load(synthetic_candidate_dir / MODEL_FILE_NAME).version
     with Traffic(stack.url, login(stack.url, PASSWORD), retry_after=True) as traffic:
         time.sleep(2)
