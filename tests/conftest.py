@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, make_url, text
 from app.config import Settings, ml100k_dir
 from app.model.data import GENRES, OCCUPATIONS, ensure_dataset
 from app.model.recommender import MODEL_FILE_NAME
-from app.store.recommendation_log import metadata, sqlite_url
+from app.store.recommendation_log import RecommendationLog, make_engine, metadata, sqlite_url
 from app.training.train import train
 from tests.relay import Relay
 
@@ -162,6 +162,15 @@ def relay(empty_postgres: str) -> Iterator[Relay]:
     relay.open()
     yield relay
     relay.cut()
+
+
+@pytest.fixture
+def log(database_url: str) -> Iterator[RecommendationLog]:
+    """An empty recommendation log on each kind of database (database_url), its tables made."""
+    store = RecommendationLog(make_engine(database_url))
+    store.create_tables()
+    yield store
+    store.engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])

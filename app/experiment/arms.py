@@ -67,8 +67,8 @@ class Arms:
         return Choice(candidate if arm == CANDIDATE else self.control, arm, state["id"])
 
     def serving(self) -> Recommender:
-        """The model every request gets outside an experiment's share: the control, or a promoted candidate."""
-        self.follow()
+        """The model every request gets outside an experiment's share (the control, or a promoted candidate), as
+        last followed: no stat(2), so that every route's log line can name it for nothing."""
         promoted = self._state is not None and self._state["state"] == PROMOTED
         return self._candidate if promoted and self._candidate is not None else self.control
 

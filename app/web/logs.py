@@ -46,7 +46,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def log_request(response: Response) -> Response:
         milliseconds = elapsed_seconds() * 1000
-        # The model that answered a recommendation (an experiment's arm), else the one that serves.
+        # The model that answered a recommendation (an experiment's arm), else the one that serves as last followed.
         model = g.get("model_version") or current_app.extensions["arms"].serving().version
         model = model[:12]
         access_log.info(

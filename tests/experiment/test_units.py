@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterator
-
-import pytest
 
 from app.experiment.arms import CANDIDATE, CONTROL
 from app.experiment.units import units_by_arm
-from app.store.recommendation_log import RecommendationLog, make_engine
+from app.store.recommendation_log import RecommendationLog
 
 TITLES = [f"Movie {number} (1990)" for number in range(10)]
-
-
-@pytest.fixture
-def log(database_url: str) -> Iterator[RecommendationLog]:
-    store = RecommendationLog(make_engine(database_url))
-    store.create_tables()
-    yield store
-    store.engine.dispose()
 
 
 def test_units_add_up_each_arms_recommendations_and_scores(log: RecommendationLog) -> None:

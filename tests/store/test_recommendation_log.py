@@ -26,14 +26,6 @@ from app.store.recommendation_log import (
 TITLES = ["Heat (1995)", "Misérables, Les (1995)", "Fargo (1996)"]
 
 
-@pytest.fixture
-def log(database_url: str) -> Iterator[RecommendationLog]:
-    store = RecommendationLog(make_engine(database_url))
-    store.create_tables()
-    yield store
-    store.engine.dispose()
-
-
 def recorded(log: RecommendationLog, table) -> list:
     with log.engine.connect() as connection:
         return connection.execute(select(table)).mappings().all()

@@ -22,7 +22,9 @@ def welcome() -> dict:
 
 @bp.get("/health")
 def health() -> tuple[dict, int]:
-    recommender: Recommender = current_app.extensions["arms"].serving()
+    arms = current_app.extensions["arms"]
+    arms.follow()
+    recommender: Recommender = arms.serving()
     model_ok = _model_answers(recommender)
     try:
         current_app.extensions["recommendation_log"].ping()
