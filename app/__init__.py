@@ -34,6 +34,7 @@ def create_app(test_config: Settings | None = None) -> Flask:
 
     from app.config import MAX_BODY_BYTES, Settings
     from app.experiment.arms import Arms
+    from app.experiment.candidate_files import signing_key
     from app.web import auth, errors, logs, telemetry
     from app.web.api import auth as auth_routes
     from app.web.api import health, openapi, recommend, ui
@@ -56,7 +57,8 @@ def create_app(test_config: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
 
     recommender = _load_recommender(settings.model_path)
-    app.extensions["arms"] = Arms(recommender, settings.experiment_dir)
+    # Candidates are signed with a key derived from the tokens' (candidate_files.py), which every replica shares.
+    app.extensions["arms"] = Arms(recommender, settings.experiment_dir, signing_key(settings.jwt_secret_key))
     if settings.journal_dir is None:  # every recommendation goes straight to the database: it must work now
         prepare_database(app)
     telemetry.record_model(recommender.version)

@@ -1,18 +1,22 @@
-"""Try a candidate model on a share of live traffic: start, watch, promote or stop.
+"""Try a candidate model on a share of live traffic: start, watch, promote or stop, and undo a promotion.
 
 python -m app.experiment start CANDIDATE [--share 0.5] [--test-data FILE] [--skip-ranking-gate]
 python -m app.experiment status [--json]
 python -m app.experiment promote
 python -m app.experiment stop
+python -m app.experiment rollback
 
-Run with the service's own settings (its environment: DATABASE_URL, ML_MODEL_PATH, ...), on any replica or
-beside them: `docker exec <container> python -m app.experiment status`. The record lives in the database,
-and every worker of every replica follows it within seconds (app/experiment/arms.py).
+Run with the service's own settings (its environment: DATABASE_URL, ML_MODEL_PATH, JWT_SECRET_KEY, ...), on
+any replica or beside them: `docker exec <container> python -m app.experiment status`. The record lives in the
+database, and every worker of every replica follows it within seconds (app/experiment/arms.py). `start` signs
+the candidate with a key derived from JWT_SECRET_KEY, and workers load nothing else. A promotion holds until
+the operator deploys a model as ML_MODEL_PATH (deploy/swap-model, a new image), which is then served.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import subprocess
 import sys
@@ -21,10 +25,21 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from app.config import Settings
+from app.experiment.candidate_files import signature
+from app.experiment.replicas import readable_replicas, replica_status
 from app.experiment.report import status_report
 from app.model.model_file import METADATA_FILE_NAME, MODEL_FILE_NAME, ModelFileError, install
 from app.model.recommender import Recommender
-from app.store.experiments import PROMOTED, RUNNING, STOPPED, ExperimentError, end_experiment, latest_experiment
+from app.store.experiments import (
+    PROMOTED,
+    RUNNING,
+    STOPPED,
+    ExperimentError,
+    end_experiment,
+    latest_experiment,
+    roll_back,
+)
 from app.store.experiments import start_experiment as record_start
 from app.training.train import TEST_DATA_FILE_NAME
 
@@ -43,20 +58,26 @@ def main(argv: list[str] | None = None) -> int:
     starting.add_argument(
         "--skip-ranking-gate", action="store_true", help="let a candidate that only the ranking gate refuses in"
     )
-    status = commands.add_parser("status", help="each arm's figures, the difference and the verdict")
+    status = commands.add_parser(
+        "status", help="each arm's figures, the difference and the verdict, and which model each replica serves"
+    )
     status.add_argument("--json", action="store_true", help="as JSON, for scripts")
-    commands.add_parser("promote", help="every replica serves the candidate, for all traffic")
+    commands.add_parser("promote", help="every replica serves the candidate for all traffic, until a model is deployed")
     commands.add_parser("stop", help="every replica serves the control only")
+    commands.add_parser("rollback", help="undo a promotion: every replica serves the control again")
     args = parser.parse_args(argv)
     from main import app  # the service as configured, or exit with its one line saying what to fix
 
     engine = app.extensions["recommendation_log"].engine
     try:
         if args.command == "start":
-            return start(engine, app.extensions["arms"].control, args)
+            arms = app.extensions["arms"]
+            return start(engine, arms.control, arms.signing_key, args)
         if args.command == "status":
-            print(status_report(engine, as_json=args.json))
+            print(full_status(engine, as_json=args.json))
             return 0
+        if args.command == "rollback":
+            return rollback(engine)
         running = latest_experiment(engine)
         if running is None or running.state != RUNNING:
             raise ExperimentError("no experiment is running")
@@ -71,6 +92,27 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
 
 
+def full_status(engine: Engine, *, as_json: bool) -> str:
+    """The experiment's figures, then which model each replica serves (and whether a promotion has ended)."""
+    experiment_report = status_report(engine, as_json=as_json)
+    replicas = replica_status(engine, latest_experiment(engine))
+    if as_json:
+        return json.dumps({**json.loads(experiment_report), **replicas}, indent=1)
+    return f"{experiment_report}\n{readable_replicas(replicas)}"
+
+
+def rollback(engine: Engine) -> int:
+    promoted = latest_experiment(engine)
+    if promoted is None or promoted.state != PROMOTED:
+        raise ExperimentError("no experiment is promoted: there is nothing to roll back")
+    roll_back(engine, promoted.id, "rolled back by the operator")
+    print(
+        f"experiment {promoted.id} rolled back: every replica serves its own ML_MODEL_PATH "
+        f"(the control, {promoted.control_version[:12]}) within 5 s"
+    )
+    return 0
+
+
 def share_of_traffic(value: str) -> float:
     share = float(value)
     if not 0 < share < 1:
@@ -78,12 +120,14 @@ def share_of_traffic(value: str) -> float:
     return share
 
 
-def start(engine: Engine, control: Recommender, args: argparse.Namespace) -> int:
+def start(engine: Engine, control: Recommender, signing_key: bytes, args: argparse.Namespace) -> int:
+    if Settings.from_environ().jwt_secret_generated:
+        raise ExperimentError("JWT_SECRET_KEY is not set: set the service's own, whose key signs the candidate")
     latest = latest_experiment(engine)
-    if latest is not None and latest.state == PROMOTED and latest.candidate_version != control.version:
+    if latest is not None and latest.state == PROMOTED and latest.control_version == control.version:
         raise ExperimentError(
             f"experiment {latest.id} promoted model {latest.candidate_version[:12]}: serve it as ML_MODEL_PATH "
-            "(deploy/swap-model, or an image built with it) before trying another"
+            "(deploy/swap-model, or an image built with it), or roll it back, before trying another"
         )
     with tempfile.TemporaryDirectory(prefix="candidate-") as staging:
         try:
@@ -91,13 +135,16 @@ def start(engine: Engine, control: Recommender, args: argparse.Namespace) -> int
         except ExperimentError as error:
             print(f"experiment: refused, nothing changed: {error}", file=sys.stderr)
             return 1
+        model = (Path(staging) / MODEL_FILE_NAME).read_bytes()
+        metadata = (Path(staging) / METADATA_FILE_NAME).read_text(encoding="utf-8")
         experiment_id = record_start(
             engine,
             share=args.share,
             control_version=control.version,
             candidate_version=candidate.version,
-            candidate_model=(Path(staging) / MODEL_FILE_NAME).read_bytes(),
-            candidate_metadata=(Path(staging) / METADATA_FILE_NAME).read_text(encoding="utf-8"),
+            candidate_model=model,
+            candidate_metadata=metadata,
+            candidate_signature=signature(signing_key, model, metadata.encode()),
             ranking_gate_skipped=args.skip_ranking_gate,
         )
     print(

@@ -1,11 +1,15 @@
 """What a worker serves: the control, and the candidate of a running or promoted experiment.
 
 Each replica's mule writes the experiment's state, and the candidate's files, into a local directory
-(publication.py); every worker looks at that state file before each recommendation (one stat(2)) and follows
-a change at once, with no restart. Without the database the mule cannot look, and the workers go on with the
-arms they last knew. A unit (the request's client key, else the recommendation's id) is put in an arm by a
-hash salted with the experiment's id: the same person stays in one arm across workers and replicas, with no
-shared state.
+(publication.py). A thread in every worker looks at that state file a few times a second, loads a new
+candidate (checking its signature, candidate_files.py) and only then swaps it in, in one assignment: no request
+waits for a load, and the request path makes no system call. Without the database the mule cannot look, and
+the workers go on with the arms they last knew. A unit (the request's client key, else the recommendation's id)
+is put in an arm by a hash salted with the experiment's id: the same person stays in one arm across workers and
+replicas, with no shared state.
+
+A promotion holds until the operator deploys a model: a worker whose ML_MODEL_PATH holds another version than
+the experiment's control (a swap, a new image) serves that model, and the promotion has ended there.
 """
 
 from __future__ import annotations
@@ -14,16 +18,21 @@ import hashlib
 import json
 import logging
 import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.model.model_file import MODEL_FILE_NAME, ModelFileError
+from app.experiment.candidate_files import CandidateRefused, load_candidate
+from app.experiment.replicas import write_worker_report
 from app.model.recommender import Recommender
 
 STATE_FILE_NAME = "state.json"
-CANDIDATES = "candidates"
 CONTROL, CANDIDATE = "control", "candidate"
 RUNNING, PROMOTED = "running", "promoted"
+STATE_FIELDS = ("id", "state", "share", "control_version", "candidate_version", "signature")
+# How often each worker's thread looks at the state file: a change is served well within 5 s.
+FOLLOW_INTERVAL_SECONDS = 0.25
 log = logging.getLogger(__name__)
 
 
@@ -33,8 +42,19 @@ def in_candidate_arm(experiment_id: int, unit: str, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def candidate_path(directory: Path, version: str) -> Path:
-    return directory / CANDIDATES / version / MODEL_FILE_NAME
+def read_state(state_file: Path) -> dict | None:
+    """The published state; None when there is none, or when it cannot be read (a power cut can leave it empty
+    or torn): taken as no experiment, until the next publication rewrites it."""
+    try:
+        state = json.loads(state_file.read_bytes())
+        if not isinstance(state, dict) or not set(STATE_FIELDS) <= set(state):
+            raise ValueError(f"not an experiment's state: {str(state)[:80]!r}")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        log.warning("%s cannot be read (%s): no experiment until the next publication rewrites it", state_file, error)
+        return None
+    return state
 
 
 @dataclass(frozen=True)
@@ -46,20 +66,43 @@ class Choice:
     experiment_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Followed:
+    """The state a worker follows and its candidate, loaded: replaced whole, never changed."""
+
+    state: dict | None = None
+    candidate: Recommender | None = None
+
+
 class Arms:
-    def __init__(self, control: Recommender, directory: Path | None) -> None:
+    def __init__(
+        self,
+        control: Recommender,
+        directory: Path | None,
+        signing_key: bytes,
+        *,
+        follow_every: float | None = FOLLOW_INTERVAL_SECONDS,
+    ) -> None:
+        """Follows the published state at once (a worker starts serving what it says), then, with follow_every,
+        in a thread of its own."""
         self.control = control
         self.directory = directory
+        self.signing_key = signing_key
         self.state_file = None if directory is None else directory / STATE_FILE_NAME
-        self._seen: tuple[int, int] | None = None
-        self._state: dict | None = None
-        self._candidate: Recommender | None = None
+        self._followed = Followed()
+        self._seen: tuple[int, int, int] | None = None
+        self._refusal: str | None = None
+        self._serves_requests = False
+        self._reported: dict | None = None
         self.follow()
+        if self.state_file is not None and follow_every is not None:
+            threading.Thread(target=self._follow_forever, args=(follow_every,), name="arms", daemon=True).start()
 
     def choose(self, unit: str) -> Choice:
-        self.follow()
-        state, candidate = self._state, self._candidate
-        if state is None or candidate is None:
+        followed = self._followed
+        self._serves_requests = True
+        state, candidate = followed.state, followed.candidate
+        if candidate is None:
             return Choice(self.control)
         if state["state"] == PROMOTED:
             return Choice(candidate)
@@ -67,32 +110,70 @@ class Arms:
         return Choice(candidate if arm == CANDIDATE else self.control, arm, state["id"])
 
     def serving(self) -> Recommender:
-        """The model every request gets outside an experiment's share (the control, or a promoted candidate), as
-        last followed: no stat(2), so that every route's log line can name it for nothing."""
-        promoted = self._state is not None and self._state["state"] == PROMOTED
-        return self._candidate if promoted and self._candidate is not None else self.control
+        """The model every request gets outside an experiment's share (the control, or a promoted candidate)."""
+        followed = self._followed
+        self._serves_requests = True
+        promoted = followed.candidate is not None and followed.state["state"] == PROMOTED
+        return followed.candidate if promoted else self.control
 
     def follow(self) -> None:
-        """Take up the published state when it changed since the last look."""
+        """Take up the published state when its file changed since the last look: a candidate is loaded first,
+        then swapped in whole."""
         if self.state_file is None:
             return
         try:
             status = os.stat(self.state_file)
         except FileNotFoundError:
             return
-        if (status.st_ino, status.st_mtime_ns) == self._seen:
+        if (status.st_ino, status.st_size, status.st_mtime_ns) == self._seen:
             return
-        self._seen = (status.st_ino, status.st_mtime_ns)
-        state = json.loads(self.state_file.read_text(encoding="utf-8"))
-        if state["state"] not in (RUNNING, PROMOTED):
-            self._state, self._candidate = state, None
-            return
-        if self._candidate is None or self._candidate.version != state["candidate_version"]:
+        self._seen = (status.st_ino, status.st_size, status.st_mtime_ns)
+        self._followed = self._take_up(read_state(self.state_file))
+
+    def report(self) -> None:
+        """Tell this replica's mule what this worker serves, once it serves requests and whenever that changes."""
+        followed = self._followed
+        running = followed.candidate is not None and followed.state["state"] == RUNNING
+        report = {
+            "control": self.control.version,
+            "serves": self.serving().version,
+            "candidate": followed.candidate.version if running else None,
+            "share": followed.state["share"] if running else None,
+        }
+        if report != self._reported:
+            write_worker_report(self.directory, report)
+            self._reported = report
+
+    def _take_up(self, state: dict | None) -> Followed:
+        if state is None or not self._takes_candidate(state):
+            return Followed(state)
+        current = self._followed.candidate
+        if current is not None and current.version == state["candidate_version"]:
+            return Followed(state, current)
+        directory = self.state_file.parent
+        try:
+            candidate = load_candidate(directory, state["candidate_version"], state["signature"], self.signing_key)
+        except CandidateRefused as error:
+            refusal = f"experiment {state['id']}: the candidate is refused ({error}): serving the control"
+            if refusal != self._refusal:  # once, not at every publication that leaves it as it is
+                log.error("%s", refusal)
+                self._refusal = refusal
+            return Followed(None)
+        log.info("experiment %s: %s, candidate %s", state["id"], state["state"], state["candidate_version"][:12])
+        return Followed(state, candidate)
+
+    def _takes_candidate(self, state: dict) -> bool:
+        if state["state"] == RUNNING:
+            return True
+        # A promotion holds until the operator deploys another model as ML_MODEL_PATH; then that one serves.
+        return state["state"] == PROMOTED and state["control_version"] == self.control.version
+
+    def _follow_forever(self, interval: float) -> None:
+        while True:
+            time.sleep(interval)
             try:
-                self._candidate = Recommender.load(candidate_path(self.state_file.parent, state["candidate_version"]))
-            except ModelFileError as error:  # served as if stopped; publication checked the file, so say it loudly
-                log.error("experiment %s: the candidate cannot be served (%s): serving the control", state["id"], error)
-                self._state, self._candidate = None, None
-                return
-            log.info("experiment %s: %s, candidate %s", state["id"], state["state"], state["candidate_version"][:12])
-        self._state = state
+                self.follow()
+                if self._serves_requests:
+                    self.report()
+            except Exception:  # the thread outlives any fault: requests go on with what it had
+                log.exception("following the experiment's state failed; trying again")

@@ -50,7 +50,11 @@ class Recommender:
         model's SHA-256 must match the one recorded there.
         """
         path = Path(path)
-        model_bytes, metadata = read_model_file(path)
+        return cls.from_bytes(*read_model_file(path), path)
+
+    @classmethod
+    def from_bytes(cls, model_bytes: bytes, metadata: bytes | None, path: Path) -> Recommender:
+        """A model.pkl's bytes (and its model.json's) read from path, loaded: as load(), for bytes already read."""
         version = hashlib.sha256(model_bytes).hexdigest()
         recorded = None if metadata is None else checked_metadata(path, version, metadata)
         try:

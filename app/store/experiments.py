@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.store.tables import experiments
+from app.store.tables import experiments, replicas
 
-RUNNING, STOPPED, PROMOTED = "running", "stopped", "promoted"
+RUNNING, STOPPED, PROMOTED, ROLLED_BACK = "running", "stopped", "promoted", "rolled_back"
+# How far each state is along an experiment's life: a state never goes back (a promotion can still be rolled back).
+PROGRESS = {RUNNING: 0, PROMOTED: 1, STOPPED: 2, ROLLED_BACK: 2}
 
 
 class ExperimentError(Exception):
@@ -31,6 +33,7 @@ class Experiment:
     share: float
     control_version: str
     candidate_version: str
+    candidate_signature: str | None
     ranking_gate_skipped: bool
     started_at: datetime
     ended_at: datetime | None
@@ -49,7 +52,8 @@ def start_experiment(
     control_version: str,
     candidate_version: str,
     candidate_model: bytes,
-    candidate_metadata: str | None,
+    candidate_metadata: str,
+    candidate_signature: str,
     ranking_gate_skipped: bool,
 ) -> int:
     """Record a running experiment and return its id; refuses while another runs."""
@@ -60,6 +64,7 @@ def start_experiment(
         "candidate_version": candidate_version,
         "candidate_model": candidate_model,
         "candidate_metadata": candidate_metadata,
+        "candidate_signature": candidate_signature,
         "ranking_gate_skipped": ranking_gate_skipped,
         "started_at": datetime.now(UTC),
     }
@@ -90,11 +95,34 @@ def candidate_files(engine: Engine, experiment_id: int) -> tuple[bytes, str | No
 
 def end_experiment(engine: Engine, experiment_id: int, state: str, reason: str) -> None:
     """Stop or promote a running experiment; refuses one that is not running."""
+    _move(engine, experiment_id, RUNNING, state, reason, ended_at=datetime.now(UTC))
+
+
+def roll_back(engine: Engine, experiment_id: int, reason: str) -> None:
+    """Undo a promotion: the control serves again; refuses an experiment that is not promoted."""
+    _move(engine, experiment_id, PROMOTED, ROLLED_BACK, reason)
+
+
+def _move(engine: Engine, experiment_id: int, current: str, state: str, reason: str, **values: object) -> None:
     with engine.begin() as connection:
-        ended = connection.execute(
+        moved = connection.execute(
             update(experiments)
-            .where(experiments.c.id == experiment_id, experiments.c.state == RUNNING)
-            .values(state=state, ended_at=datetime.now(UTC), reason=reason)
+            .where(experiments.c.id == experiment_id, experiments.c.state == current)
+            .values(state=state, reason=reason, **values)
         )
-    if ended.rowcount != 1:
-        raise ExperimentError(f"experiment {experiment_id} is not running")
+    if moved.rowcount != 1:
+        raise ExperimentError(f"experiment {experiment_id} is not {current}")
+
+
+def record_replica(engine: Engine, name: str, serving: list[dict], *, forget_before: datetime) -> None:
+    """Renew a replica's report of what its workers serve, and forget replicas silent since forget_before."""
+    with engine.begin() as connection:
+        connection.execute(delete(replicas).where((replicas.c.name == name) | (replicas.c.seen_at < forget_before)))
+        connection.execute(replicas.insert().values(name=name, serving=serving, seen_at=datetime.now(UTC)))
+
+
+def replicas_seen(engine: Engine, since: datetime) -> list[dict]:
+    """Each replica that reported since then: its name, what its workers serve, and when it said so."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(replicas).where(replicas.c.seen_at >= since).order_by(replicas.c.name))
+        return [dict(row) for row in rows.mappings()]

@@ -73,6 +73,9 @@ experiments = Table(
     Column("candidate_version", String(64), nullable=False),
     Column("candidate_model", LargeBinary, nullable=False),
     Column("candidate_metadata", Text, nullable=True),
+    # The HMAC of the candidate's files that `start` made (app/experiment/candidate_files.py); added to tables made
+    # before it existed, whose rows no worker serves.
+    Column("candidate_signature", String(64), nullable=True),
     Column("ranking_gate_skipped", Boolean, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("ended_at", DateTime(timezone=True), nullable=True),
@@ -85,4 +88,14 @@ Index(
     unique=True,
     postgresql_where=text("state = 'running'"),
     sqlite_where=text("state = 'running'"),
+)
+
+# What each replica's workers serve, as its mule last reported it (app/experiment/replicas.py); rows that are not
+# renewed age out.
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("serving", JSON, nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
 )

@@ -9,10 +9,15 @@ import pytest
 from sqlalchemy import Engine
 
 from app.experiment.arms import CANDIDATE, CONTROL, Arms, in_candidate_arm
+from app.experiment.candidate_files import signature, signing_key
 from app.experiment.publication import publish
 from app.model.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME, Recommender
 from app.store.experiments import PROMOTED, STOPPED, end_experiment, start_experiment
 from app.store.recommendation_log import RecommendationLog, make_engine, sqlite_url
+from tests.conftest import JWT_SECRET
+
+# The key create_app derives from the settings fixture's JWT_SECRET_KEY.
+KEY = signing_key(JWT_SECRET)
 
 
 @pytest.fixture
@@ -29,15 +34,24 @@ def control(synthetic_model_dir: Path) -> Recommender:
 
 
 def start(engine: Engine, candidate_dir: Path, control: Recommender, share: float = 0.5) -> int:
+    """Record an experiment as `start` does: the candidate's files, signed with the service's key."""
+    model = (candidate_dir / MODEL_FILE_NAME).read_bytes()
+    metadata = (candidate_dir / METADATA_FILE_NAME).read_text()
     return start_experiment(
         engine,
         share=share,
         control_version=control.version,
         candidate_version=Recommender.load(candidate_dir / MODEL_FILE_NAME).version,
-        candidate_model=(candidate_dir / MODEL_FILE_NAME).read_bytes(),
-        candidate_metadata=(candidate_dir / METADATA_FILE_NAME).read_text(),
+        candidate_model=model,
+        candidate_metadata=metadata,
+        candidate_signature=signature(KEY, model, metadata.encode()),
         ranking_gate_skipped=False,
     )
+
+
+def worker(control: Recommender, directory: Path) -> Arms:
+    """A worker's arms that follow the published state only when told (follow()), as its thread does."""
+    return Arms(control, directory, KEY, follow_every=None)
 
 
 @pytest.mark.parametrize("share", [0.1, 0.5, 0.8])
@@ -61,12 +75,13 @@ def test_workers_follow_start_stop_and_promote_through_the_published_state(
     engine: Engine, control: Recommender, synthetic_candidate_dir: Path, tmp_path: Path
 ) -> None:
     directory = tmp_path / "experiment"
-    arms = Arms(control, directory)
+    arms = worker(control, directory)
     assert arms.choose("anyone").arm is None
     candidate_version = Recommender.load(synthetic_candidate_dir / MODEL_FILE_NAME).version
 
     experiment_id = start(engine, synthetic_candidate_dir, control, share=0.5)
     publish(engine, directory)
+    arms.follow()
     choices = {unit: arms.choose(unit) for unit in (f"unit-{number}" for number in range(400))}
     for unit, choice in choices.items():
         expected = CANDIDATE if in_candidate_arm(experiment_id, unit, 0.5) else CONTROL
@@ -76,6 +91,7 @@ def test_workers_follow_start_stop_and_promote_through_the_published_state(
 
     end_experiment(engine, experiment_id, PROMOTED, "promoted by a test")
     publish(engine, directory)
+    arms.follow()
     promoted = arms.choose("unit-1")
     assert (promoted.arm, promoted.model.version, arms.serving().version) == (
         None,
@@ -83,7 +99,7 @@ def test_workers_follow_start_stop_and_promote_through_the_published_state(
         candidate_version,
     )
     # A worker that starts after the promotion (a restart, a redeploy on the same volume) serves the candidate.
-    assert Arms(control, directory).serving().version == arms.serving().version
+    assert worker(control, directory).serving().version == arms.serving().version
 
 
 def test_after_a_stop_every_request_gets_the_control(
@@ -92,9 +108,10 @@ def test_after_a_stop_every_request_gets_the_control(
     directory = tmp_path / "experiment"
     experiment_id = start(engine, synthetic_candidate_dir, control)
     publish(engine, directory)
-    arms = Arms(control, directory)
+    arms = worker(control, directory)
     end_experiment(engine, experiment_id, STOPPED, "stopped by a test")
     publish(engine, directory)
+    arms.follow()
     assert {arms.choose(f"unit-{number}").model.version for number in range(50)} == {control.version}
 
 
@@ -106,6 +123,6 @@ def test_without_the_database_workers_keep_the_arms_they_last_knew(
     publish(engine, directory)
     engine.dispose()
     (tmp_path / "experiments.sqlite3").unlink()  # the database is gone; a publisher cannot look any more
-    restarted = Arms(control, directory)
+    restarted = worker(control, directory)
     assert {restarted.choose(f"unit-{number}").arm for number in range(100)} == {CONTROL, CANDIDATE}
     assert {restarted.choose(f"unit-{number}").experiment_id for number in range(100)} == {experiment_id}

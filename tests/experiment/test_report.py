@@ -23,7 +23,7 @@ def log(tmp_path: Path) -> Iterator[RecommendationLog]:
     store.create_tables()
     start_experiment(
         store.engine, share=0.5, control_version="c" * 64, candidate_version="d" * 64, candidate_model=b"model",
-        candidate_metadata=None, ranking_gate_skipped=True,
+        candidate_metadata="{}", candidate_signature="0" * 64, ranking_gate_skipped=True,
     )  # fmt: skip
     yield store
     store.engine.dispose()

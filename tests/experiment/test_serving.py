@@ -38,6 +38,7 @@ def app(settings: Settings, synthetic_candidate_dir: Path) -> Iterator[Flask]:
     engine = app.extensions["recommendation_log"].engine
     start(engine, synthetic_candidate_dir, app.extensions["arms"].control)
     publish(engine, settings.experiment_dir)
+    app.extensions["arms"].follow()  # what the worker's thread does within FOLLOW_INTERVAL_SECONDS
     yield app
     engine.dispose()
 
