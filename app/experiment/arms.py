@@ -94,6 +94,7 @@ class Arms:
         self._refusal: str | None = None
         self._serves_requests = False
         self._reported: dict | None = None
+        self._following = threading.Lock()  # the thread's look and a caller's take turns; requests never wait
         self.follow()
         if self.state_file is not None and follow_every is not None:
             threading.Thread(target=self._follow_forever, args=(follow_every,), name="arms", daemon=True).start()
@@ -121,14 +122,15 @@ class Arms:
         then swapped in whole."""
         if self.state_file is None:
             return
-        try:
-            status = os.stat(self.state_file)
-        except FileNotFoundError:
-            return
-        if (status.st_ino, status.st_size, status.st_mtime_ns) == self._seen:
-            return
-        self._seen = (status.st_ino, status.st_size, status.st_mtime_ns)
-        self._followed = self._take_up(read_state(self.state_file))
+        with self._following:
+            try:
+                status = os.stat(self.state_file)
+            except FileNotFoundError:
+                return
+            if (status.st_ino, status.st_size, status.st_mtime_ns) == self._seen:
+                return
+            self._seen = (status.st_ino, status.st_size, status.st_mtime_ns)
+            self._followed = self._take_up(read_state(self.state_file))
 
     def report(self) -> None:
         """Tell this replica's mule what this worker serves, once it serves requests and whenever that changes."""

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
-from app.experiment.arms import CANDIDATE, CONTROL, Arms, in_candidate_arm
-from app.experiment.candidate_files import signature, signing_key
+from app.experiment import arms as arms_module
+from app.experiment.arms import CANDIDATE, CONTROL, Arms, Choice, in_candidate_arm
+from app.experiment.candidate_files import load_candidate, signature, signing_key
 from app.experiment.publication import publish
 from app.model.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME, Recommender
 from app.store.experiments import PROMOTED, STOPPED, end_experiment, start_experiment
 from app.store.recommendation_log import RecommendationLog, make_engine, sqlite_url
+from app.store.tables import experiments
 from tests.conftest import JWT_SECRET
+from tests.experiment.candidates import reversed_candidate
 
 # The key create_app derives from the settings fixture's JWT_SECRET_KEY.
 KEY = signing_key(JWT_SECRET)
@@ -126,3 +131,80 @@ def test_without_the_database_workers_keep_the_arms_they_last_knew(
     restarted = worker(control, directory)
     assert {restarted.choose(f"unit-{number}").arm for number in range(100)} == {CONTROL, CANDIDATE}
     assert {restarted.choose(f"unit-{number}").experiment_id for number in range(100)} == {experiment_id}
+
+
+def eventually(condition: Callable[[], bool], seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_worker_loads_a_new_candidate_in_its_thread_while_requests_get_what_it_served(
+    engine: Engine, control: Recommender, synthetic_candidate_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loading, loaded = threading.Event(), threading.Event()
+
+    def slow_load(*arguments: object) -> Recommender:
+        loading.set()
+        assert loaded.wait(10)
+        return load_candidate(*arguments)
+
+    monkeypatch.setattr(arms_module, "load_candidate", slow_load)
+    directory = tmp_path / "experiment"
+    arms = Arms(control, directory, KEY, follow_every=0.01)
+    experiment_id = start(engine, synthetic_candidate_dir, control)
+    publish(engine, directory)
+    assert loading.wait(5), "the worker's thread never took up the published state"
+    # The candidate is still loading: every request gets the control at once, as before the start.
+    assert {arms.choose(f"unit-{number}") for number in range(100)} == {Choice(control)}
+    loaded.set()
+    assert eventually(lambda: arms.choose("unit-1").experiment_id == experiment_id)
+
+
+def tamper(engine: Engine, tampering: str, other_model_dir: Path) -> None:
+    """Change the running experiment's row as someone with write access to the database alone could."""
+    other = {
+        "candidate_model": (other_model_dir / MODEL_FILE_NAME).read_bytes(),
+        "candidate_metadata": (other_model_dir / METADATA_FILE_NAME).read_text(),
+        "candidate_version": Recommender.load(other_model_dir / MODEL_FILE_NAME).version,
+    }
+    changes = {
+        "other bytes": {"candidate_model": other["candidate_model"]},
+        "other bytes, version and metadata": other,
+        "no signature": {"candidate_signature": None},
+        "no metadata": {"candidate_metadata": None},
+    }[tampering]
+    with engine.begin() as connection:
+        connection.execute(update(experiments).values(**changes))
+
+
+@pytest.mark.parametrize(
+    "tampering", ["other bytes", "other bytes, version and metadata", "no signature", "no metadata"]
+)
+def test_a_tampered_candidate_is_refused_by_every_worker_in_one_error_line_and_the_control_serves(
+    engine: Engine,
+    control: Recommender,
+    synthetic_model_dir: Path,
+    synthetic_candidate_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    tampering: str,
+) -> None:
+    directory = tmp_path / "experiment"
+    start(engine, synthetic_candidate_dir, control)
+    tamper(engine, tampering, reversed_candidate(synthetic_model_dir, tmp_path / "other").parent)
+    running = worker(control, directory)  # a worker that was serving before the publication
+    publish(engine, directory)
+    running.follow()
+    workers = [running] + [worker(control, directory) for _ in range(2)]  # and workers started after it
+    publish(engine, directory)
+    for each in workers:
+        each.follow()
+    refusals = [record for record in caplog.records if record.name == arms_module.__name__]
+    assert [record.levelname for record in refusals] == ["ERROR"] * len(workers), refusals
+    assert all("the candidate is refused" in record.getMessage() for record in refusals)
+    for each in workers:
+        assert {each.choose(f"unit-{number}") for number in range(100)} == {Choice(each.control)}

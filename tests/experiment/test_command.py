@@ -70,6 +70,13 @@ def test_start_stop_and_promote_are_recorded(
     assert promoted.stdout.strip() == "experiment 2 promoted: every replica follows within 5 s"
     assert [row["state"] for row in recorded(database)] == ["stopped", "promoted"]
 
+    rolled_back = experiment(database, synthetic_model_dir, "rollback")
+    assert (rolled_back.returncode, rolled_back.stdout.split(":")[0]) == (0, "experiment 2 rolled back"), rolled_back
+    assert [row["state"] for row in recorded(database)] == ["stopped", "rolled_back"]
+    again = experiment(database, synthetic_model_dir, "rollback")
+    assert again.returncode == 1
+    assert said(again) == "experiment: no experiment is promoted: there is nothing to roll back"
+
 
 def test_after_a_promotion_the_next_start_waits_for_the_promoted_model_to_be_served(
     database: str, synthetic_model_dir: Path, synthetic_candidate_dir: Path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -14,10 +15,10 @@ from sqlalchemy import select
 
 from app import create_app, prepare_database
 from app.config import Settings
-from app.experiment.arms import CANDIDATE, CONTROL, in_candidate_arm
-from app.experiment.publication import publish
+from app.experiment.arms import CANDIDATE, CONTROL, STATE_FILE_NAME, in_candidate_arm
+from app.experiment.publication import publish, published_state
 from app.model.recommender import MODEL_FILE_NAME, Recommender
-from app.store.experiments import PROMOTED, end_experiment
+from app.store.experiments import PROMOTED, end_experiment, latest_experiment
 from app.store.tables import recommendations
 from tests.conftest import PASSWORD
 from tests.experiment.test_arms import start
@@ -125,3 +126,41 @@ def test_a_replica_started_after_a_promotion_on_a_fresh_volume_serves_the_candid
     assert worker.test_client().get("/health").get_json()["model_version"] == candidate
     for replica in (fresh, worker):
         replica.extensions["recommendation_log"].engine.dispose()
+
+
+def tear(directory: Path, torn: str) -> None:
+    """What a power cut can leave of a file that was written without fsync before its rename."""
+    if torn == "truncated candidate":
+        (model,) = (directory / "candidates").glob(f"*/{MODEL_FILE_NAME}")
+        model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    else:
+        state_file = directory / STATE_FILE_NAME
+        state_file.write_text("" if torn == "empty state" else state_file.read_text()[:30])
+
+
+@pytest.mark.parametrize("torn", ["empty state", "truncated state", "truncated candidate"])
+def test_after_a_power_cut_tore_a_file_workers_start_on_the_control_and_the_next_publication_mends_it(
+    app: Flask, settings: Settings, headers: dict, synthetic_candidate_dir: Path, tmp_path: Path, torn: str
+) -> None:
+    engine = app.extensions["recommendation_log"].engine
+    tear(settings.experiment_dir, torn)
+    stack = replace(settings, journal_dir=tmp_path / "journal")  # a stack's worker asks the database nothing
+    worker = create_app(stack)
+    control = worker.extensions["arms"].control
+    keys = [f"person-{number}" for number in range(20)]
+    assert {tuple(ask(worker.test_client(), headers, client=key)["recommendations"]) for key in keys} == {
+        tuple(control.recommend(**PERSON))
+    }
+    prepare_database(create_app(stack))  # deploy/preflight.py publishes, and mends
+    candidate = Recommender.load(synthetic_candidate_dir / MODEL_FILE_NAME)
+    assert json.loads((settings.experiment_dir / STATE_FILE_NAME).read_text()) == published_state(
+        latest_experiment(engine)
+    )
+    assert Recommender.load(settings.experiment_dir / "candidates" / candidate.version / MODEL_FILE_NAME).version == (
+        candidate.version
+    )
+    worker.extensions["arms"].follow()
+    for key in keys:
+        expected = candidate if in_candidate_arm(1, key, 0.5) else control
+        assert ask(worker.test_client(), headers, client=key)["recommendations"] == expected.recommend(**PERSON)
+    worker.extensions["recommendation_log"].engine.dispose()
