@@ -23,6 +23,7 @@ import requests
 from app.model.recommender import MODEL_FILE_NAME, Recommender
 from tests.docker.conftest import PASSWORD, ROOT, docker, wait_for_health, wait_until
 from tests.docker.traffic import RECOMMEND, Traffic, login
+from tests.experiment.candidates import reversed_candidate
 from tests.servers import ask, free_port
 
 pytestmark = pytest.mark.docker
@@ -291,28 +292,116 @@ def serves_only(container: str, version: str) -> bool:
     return json.loads(replica_says(container, "/health"))["model_version"] == version
 
 
+def copy_into(container: str, directory: Path) -> str:
+    """A copy of a model's directory in the container, readable by its user; its path there."""
+    path = f"/tmp/{directory.name}-{uuid.uuid4().hex[:8]}"
+    docker("cp", str(directory), f"{container}:{path}")
+    # docker cp keeps the host's modes (pytest's folders are 700): readable by the container's user, as an
+    # operator would make it.
+    docker("exec", "--user", "root", container, "chmod", "-R", "a+rX", path)
+    return path
+
+
+def experiment(container: str, *arguments: str) -> str:
+    """python -m app.experiment as an operator runs it in a task; what it printed."""
+    return docker("exec", container, "python", "-m", "app.experiment", *arguments)
+
+
 def test_an_experiment_started_then_promoted_reaches_every_replica_within_5_s(
     stack: Stack, synthetic_candidate_dir: Path
 ) -> None:
-    """Last in this file: the stack serves the promoted candidate afterwards."""
+    """The stack serves the promoted candidate afterwards (the tests below start from there)."""
     replicas = stack.containers("api")
     operator = replicas[0]
-    docker("cp", str(synthetic_candidate_dir), f"{operator}:/tmp/candidate")
-    # docker cp keeps the host's modes (pytest's folders are 700): readable by the container's user, as an
-    # operator would make it.
-    docker("exec", "--user", "root", operator, "chmod", "-R", "a+rX", "/tmp/candidate")
+    candidate_dir = copy_into(operator, synthetic_candidate_dir)
     candidate = Recommender.load(synthetic_candidate_dir / MODEL_FILE_NAME).version
     with Traffic(stack.url, login(stack.url, PASSWORD), retry_after=True) as traffic:
         time.sleep(2)
-        docker("exec", operator, "python", "-m", "app.experiment", "start", "/tmp/candidate/model.pkl")
+        experiment(operator, "start", f"{candidate_dir}/{MODEL_FILE_NAME}")
         started_in = wait_until(
             lambda: all(map(serves_candidate_share, replicas)), 5, "every replica in the experiment"
         )
-        docker("exec", operator, "python", "-m", "app.experiment", "promote")
+        experiment(operator, "promote")
         promoted_in = wait_until(
             lambda: all(serves_only(replica, candidate) for replica in replicas), 5, "every replica promoted"
         )
         time.sleep(2)
     report(f"experiment reached {len(replicas)} replicas in {started_in:.1f} s, its promotion in {promoted_in:.1f} s")
     assert traffic.failed() == 0, traffic.report()
+    stack.assert_all_recorded(traffic)
+
+
+def promoted_everywhere(stack: Stack, candidate_dir: Path) -> tuple[list[str], str]:
+    """Every replica serving the candidate by a promotion (the test above leaves it so; else made here): the
+    replicas' containers, and the candidate's version."""
+    replicas = stack.containers("api")
+    candidate = Recommender.load(candidate_dir / MODEL_FILE_NAME).version
+    status = json.loads(experiment(replicas[0], "status", "--json"))
+    if status["state"] != "promoted" or status["promotion_ended"]:
+        experiment(replicas[0], "start", f"{copy_into(replicas[0], candidate_dir)}/{MODEL_FILE_NAME}")
+        experiment(replicas[0], "promote")
+    wait_until(lambda: all(serves_only(replica, candidate) for replica in replicas), 10, "every replica promoted")
+    return replicas, candidate
+
+
+def served_by_replica(container: str) -> dict[str, set[str]]:
+    """What `status --json` says each replica's workers serve to every request outside an experiment's share."""
+    status = json.loads(experiment(container, "status", "--json"))
+    return {replica["name"]: {report["serves"] for report in replica["serving"]} for replica in status["replicas"]}
+
+
+def hostname(container: str) -> str:
+    return docker("inspect", "--format", "{{.Config.Hostname}}", container)
+
+
+def test_a_rollback_after_a_promotion_reaches_every_replica_within_5_s(
+    stack: Stack, synthetic_model_dir: Path, synthetic_candidate_dir: Path
+) -> None:
+    replicas, _ = promoted_everywhere(stack, synthetic_candidate_dir)
+    control = Recommender.load(synthetic_model_dir / MODEL_FILE_NAME).version  # the image's model
+    with Traffic(stack.url, login(stack.url, PASSWORD), retry_after=True) as traffic:
+        time.sleep(2)
+        experiment(replicas[0], "rollback")
+        rolled_back_in = wait_until(
+            lambda: all(serves_only(replica, control) for replica in replicas), 5, "every replica rolled back"
+        )
+        time.sleep(2)
+    report(f"a rollback reached {len(replicas)} replicas in {rolled_back_in:.1f} s; client: {traffic.report()}")
+    assert traffic.failed() == 0, traffic.report()
+    wanted = {hostname(replica): {control} for replica in replicas}
+    wait_until(lambda: served_by_replica(replicas[0]) == wanted, 15, "status saying each replica serves the control")
+    stack.assert_all_recorded(traffic)
+
+
+def uwsgi_master(container: str) -> str:
+    """The pid of the uwsgi master in a task (the image has no pgrep)."""
+    find = (
+        "import pathlib; print(*[p.name for p in pathlib.Path('/proc').iterdir() if p.name.isdigit() "
+        "and (p / 'cmdline').read_bytes().startswith(b'uWSGI master')])"
+    )
+    return docker("exec", container, "python", "-c", find)
+
+
+def test_a_swap_after_a_promotion_serves_the_deployed_model_on_every_replica_within_5_s(
+    stack: Stack, synthetic_model_dir: Path, synthetic_candidate_dir: Path, tmp_path: Path
+) -> None:
+    """Last in this file: the stack serves model C afterwards."""
+    replicas, _ = promoted_everywhere(stack, synthetic_candidate_dir)
+    model_c = reversed_candidate(synthetic_model_dir, tmp_path / "model-c").parent
+    deployed = Recommender.load(model_c / MODEL_FILE_NAME).version
+    copies = {replica: copy_into(replica, model_c) for replica in replicas}
+    with Traffic(stack.url, login(stack.url, PASSWORD), retry_after=True) as traffic:
+        time.sleep(2)
+        for replica in replicas:  # as an operator swaps each task's model (deploy/swap-model runs in one task)
+            docker("exec", "--user", "root", replica, "deploy/swap-model", f"{copies[replica]}/{MODEL_FILE_NAME}",
+                   "--pid", uwsgi_master(replica))  # fmt: skip
+        swapped_in = wait_until(
+            lambda: all(serves_only(replica, deployed) for replica in replicas), 5, "every replica serving model C"
+        )
+        time.sleep(2)
+    report(f"a swap after a promotion reached {len(replicas)} replicas in {swapped_in:.1f} s; {traffic.report()}")
+    assert traffic.failed() == 0, traffic.report()
+    wanted = {hostname(replica): {deployed} for replica in replicas}
+    wait_until(lambda: served_by_replica(replicas[0]) == wanted, 15, "status saying each replica serves model C")
+    assert json.loads(experiment(replicas[0], "status", "--json"))["promotion_ended"] is True
     stack.assert_all_recorded(traffic)
