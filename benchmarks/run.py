@@ -26,6 +26,8 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.experiment_start import experiment_command, recommend_during_a_start
+
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "benchmarks"
 PASSWORD = "benchmark"
@@ -161,20 +163,13 @@ def with_and_without_explain(url: str, access: str, seconds: int) -> tuple[dict,
 def during_an_experiment(url: str, access: str, seconds: int, model_path: Path, environ: dict[str, str]) -> dict:
     """recommend for random people while half the traffic goes to a candidate (a copy of the model, loaded by
     every worker beside the control): the median of EXPLAIN_ROUNDS runs, after a warm-up."""
-
-    def experiment(*arguments: str) -> None:
-        done = subprocess.run([sys.executable, "-m", "app.experiment", *arguments], cwd=ROOT, env=environ,
-                              capture_output=True, text=True)  # fmt: skip
-        if done.returncode != 0:
-            raise SystemExit(f"python -m app.experiment {arguments[0]} failed: {done.stderr}")
-
-    experiment("start", str(model_path))
+    experiment_command(environ, "start", str(model_path))
     time.sleep(3)  # every worker takes it up (app/experiment/publication.py publishes every second)
     wrk(url, "/api/recommend", 3, "recommend_random.lua", BENCH_TOKEN=access)
     runs = [
         wrk(url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access) for _ in range(EXPLAIN_ROUNDS)
     ]
-    experiment("stop")
+    experiment_command(environ, "stop")
     time.sleep(3)  # back to the control alone before the next measurement
     return sorted(runs, key=lambda run: run["requests_per_second"])[EXPLAIN_ROUNDS // 2]
 
@@ -199,6 +194,7 @@ def measure(model_path: Path, work_dir: Path, seconds: int) -> dict:
         )
         memory = worker_memory(process)
         results["recommend, an experiment running"] = during_an_experiment(url, access, seconds, model_path, environ)
+        results["recommend during a start"] = recommend_during_a_start(wrk, url, access, seconds, model_path, environ)
         results["recommend during a model swap"] = swap_under_load(url, process, model_path, work_dir, seconds, access)
     for label, module in (("recommend, fixed list (no ranking)", "benchmarks.fixed_list_app"),
                           ("recommend, predict per request (naive)", "benchmarks.naive_app")):  # fmt: skip
