@@ -158,9 +158,15 @@ def test_a_worker_loads_a_new_candidate_in_its_thread_while_requests_get_what_it
     experiment_id = start(engine, synthetic_candidate_dir, control)
     publish(engine, directory)
     assert loading.wait(5), "the worker's thread never took up the published state"
-    # The candidate is still loading: every request gets the control at once, as before the start.
-    assert {arms.choose(f"unit-{number}") for number in range(100)} == {Choice(control)}
+    # The candidate is still loading: requests get the control, as before the start, and do not wait for the load.
+    answered = []
+    requests = threading.Thread(target=lambda: answered.extend(arms.choose(f"unit-{n}") for n in range(100)))
+    requests.start()
+    requests.join(timeout=5)
+    stuck = requests.is_alive()
     loaded.set()
+    assert not stuck, "a request waited for the candidate to load"
+    assert set(answered) == {Choice(control)}
     assert eventually(lambda: arms.choose("unit-1").experiment_id == experiment_id)
 
 
