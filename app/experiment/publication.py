@@ -19,6 +19,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -32,8 +33,9 @@ from app.store.experiments import PROGRESS, PROMOTED, RUNNING, Experiment, candi
 PUBLISH_INTERVAL_SECONDS = 1.0
 LOCK_FILE_NAME = ".publication.lock"
 log = logging.getLogger(__name__)
-# The experiments whose candidate row this process found changed since `start` (not its version): said once.
-_unwritable: set[tuple[int, str]] = set()
+# The experiments (by directory, id and start) whose candidate row this process found changed since `start` (its
+# bytes are not its version): said once, not fetched again at every publication.
+_unwritable: set[tuple[Path, int, datetime]] = set()
 
 
 def published_state(experiment: Experiment) -> dict:
@@ -77,14 +79,14 @@ def is_behind(state: dict, current: dict) -> bool:
 
 def _ensure_candidate(engine: Engine, directory: Path, experiment: Experiment) -> bool:
     """Write the candidate's files when they are not there whole; whether they were (re)written."""
-    version = experiment.candidate_version
-    if (experiment.id, version) in _unwritable or is_whole(directory, version):
+    version, seen = experiment.candidate_version, (directory, experiment.id, experiment.started_at)
+    if seen in _unwritable or is_whole(directory, version):
         return False
     if candidate_path(directory, version).exists():
         log.warning("%s is torn (its SHA-256 is not its version): written again", candidate_path(directory, version))
     if write_candidate(directory, version, *candidate_files(engine, experiment.id)):
         return True
-    _unwritable.add((experiment.id, version))
+    _unwritable.add(seen)
     log.error("experiment %s: its candidate's bytes in the database are not version %s", experiment.id, version[:12])
     return False
 

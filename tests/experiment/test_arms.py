@@ -188,7 +188,13 @@ def tamper(engine: Engine, tampering: str, other_model_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "tampering", ["other bytes", "other bytes, version and metadata", "no signature", "no metadata"]
+    ("tampering", "refused_for"),
+    [
+        ("other bytes", "model.pkl: No such file"),  # publication wrote no file whose SHA-256 is not its version
+        ("other bytes, version and metadata", "its signature is wrong"),
+        ("no signature", "its signature is missing"),
+        ("no metadata", "model.json: No such file"),
+    ],
 )
 def test_a_tampered_candidate_is_refused_by_every_worker_in_one_error_line_and_the_control_serves(
     engine: Engine,
@@ -198,6 +204,7 @@ def test_a_tampered_candidate_is_refused_by_every_worker_in_one_error_line_and_t
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     tampering: str,
+    refused_for: str,
 ) -> None:
     directory = tmp_path / "experiment"
     start(engine, synthetic_candidate_dir, control)
@@ -211,6 +218,7 @@ def test_a_tampered_candidate_is_refused_by_every_worker_in_one_error_line_and_t
         each.follow()
     refusals = [record for record in caplog.records if record.name == arms_module.__name__]
     assert [record.levelname for record in refusals] == ["ERROR"] * len(workers), refusals
-    assert all("the candidate is refused" in record.getMessage() for record in refusals)
+    assert all("the candidate is refused (" in record.getMessage() for record in refusals)
+    assert all(refused_for in record.getMessage() for record in refusals), refusals[0].getMessage()
     for each in workers:
         assert {each.choose(f"unit-{number}") for number in range(100)} == {Choice(each.control)}
