@@ -112,8 +112,10 @@ class Arms:
 
     def serving(self) -> Recommender:
         """The model every request gets outside an experiment's share (the control, or a promoted candidate)."""
-        followed = self._followed
         self._serves_requests = True
+        return self._serving_model(self._followed)
+
+    def _serving_model(self, followed: Followed) -> Recommender:
         promoted = followed.candidate is not None and followed.state["state"] == PROMOTED
         return followed.candidate if promoted else self.control
 
@@ -138,13 +140,17 @@ class Arms:
         running = followed.candidate is not None and followed.state["state"] == RUNNING
         report = {
             "control": self.control.version,
-            "serves": self.serving().version,
+            "serves": self._serving_model(followed).version,
             "candidate": followed.candidate.version if running else None,
             "share": followed.state["share"] if running else None,
         }
-        if report != self._reported:
+        if report == self._reported:
+            return
+        self._reported = report  # tried once per change: a directory the worker cannot write is said once
+        try:
             write_worker_report(self.directory, report)
-            self._reported = report
+        except OSError as error:
+            log.warning("cannot tell the mule what this worker serves (%s): `status` will not show it", error)
 
     def _take_up(self, state: dict | None) -> Followed:
         if state is None or not self._takes_candidate(state):

@@ -74,7 +74,7 @@ def is_behind(state: dict, current: dict) -> bool:
     """Whether state is older than the one published: an earlier experiment, or an earlier step of the same."""
     if state["id"] != current["id"]:
         return state["id"] < current["id"]
-    return PROGRESS[state["state"]] < PROGRESS.get(current["state"], 0)
+    return PROGRESS.get(state["state"], 0) < PROGRESS.get(current["state"], 0)
 
 
 def _ensure_candidate(engine: Engine, directory: Path, experiment: Experiment) -> bool:

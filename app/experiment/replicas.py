@@ -33,7 +33,10 @@ def report_replica(engine: Engine, directory: Path) -> None:
     """Renew this replica's row: what each of its living workers serves (each distinct report once)."""
     reports = []
     for path in (directory / WORKERS).glob(f"{socket.gethostname()}-*.json"):
-        if not _alive(int(path.stem.rsplit("-", 1)[1])):
+        pid = path.stem.rsplit("-", 1)[1]
+        if not pid.isdigit():  # not a worker's report (a staging file being renamed)
+            continue
+        if not _alive(int(pid)):
             path.unlink(missing_ok=True)
             continue
         try:
