@@ -375,11 +375,17 @@ def test_a_rollback_after_a_promotion_reaches_every_replica_within_5_s(
 
 def uwsgi_master(container: str) -> str:
     """The pid of the uwsgi master in a task (the image has no pgrep)."""
-    find = (
-        "import pathlib; print(*[p.name for p in pathlib.Path('/proc').iterdir() if p.name.isdigit() "
-        "and (p / 'cmdline').read_bytes().startswith(b'uWSGI master')])"
-    )
-    return docker("exec", container, "python", "-c", find)
+    find = """
+import pathlib
+for process in pathlib.Path("/proc").glob("[0-9]*"):
+    try:
+        if (process / "cmdline").read_bytes().startswith(b"uWSGI master"):
+            print(process.name)
+    except OSError:  # gone meanwhile
+        pass
+"""
+    (master,) = docker("exec", container, "python", "-c", find).split()
+    return master
 
 
 def test_a_swap_after_a_promotion_serves_the_deployed_model_on_every_replica_within_5_s(
