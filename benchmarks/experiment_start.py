@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
+
 ROOT = Path(__file__).resolve().parent.parent
 START_RUN_FACTOR = 4
 # What every worker needs, after the record changes, to take the candidate up (publication every second).
@@ -50,6 +52,8 @@ def recommend_during_a_start(
         starting.join()
     if not took or took[0] + TAKE_UP_SECONDS > run_seconds:
         raise SystemExit(f"`start` took {took[0] if took else 'ever'} s: longer than the run of {run_seconds} s")
+    if 'recommendations_served_total{arm="candidate"}' not in requests.get(f"{url}/metrics", timeout=5).text:
+        raise SystemExit("no worker answered from the candidate during the run")
     experiment_command(environ, "stop")
     time.sleep(TAKE_UP_SECONDS)  # back to the control alone before the next measurement
     return {**figures, "start_took_seconds": took[0]}
