@@ -2,9 +2,10 @@
 (app/experiment/arms.py), so no request waits for the load. benchmarks/run.py measures it; the target is a p99
 under 100 ms.
 
-`start` checks the candidate first (SHA-256, loading, the accuracy gate: seconds), so the run lasts
-START_RUN_FACTOR times a measured run, and the command goes in at its start: the workers take the candidate up
-well inside the run, which fails the benchmark otherwise.
+`start` checks the candidate first (SHA-256, loading, the accuracy gate: seconds, more on a busy machine), so
+wrk runs back to back, each a measured run long, until `start` has recorded the experiment, and once more: the
+workers take the candidate up within a few seconds of the record, in the last run or the one before. The
+figures are those of the worse of these two.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-START_RUN_FACTOR = 4
-# What every worker needs, after the record changes, to take the candidate up (publication every second).
+# What every worker needs, after a stop, to serve the control alone again (publication every second).
 TAKE_UP_SECONDS = 3
 
 
@@ -35,25 +35,20 @@ def experiment_command(environ: dict[str, str], *arguments: str) -> None:
 def recommend_during_a_start(
     wrk: Callable[..., dict], url: str, access: str, seconds: int, candidate: Path, environ: dict[str, str]
 ) -> dict:
-    """wrk's figures for recommend over a run in which `start` gives candidate half of the traffic; stopped after."""
-    run_seconds = seconds * START_RUN_FACTOR
+    """wrk's figures for recommend over the runs in which `start` gives candidate half of the traffic and the
+    workers take it up; stopped after."""
     began = time.monotonic()
-    took: list[float] = []
-
-    def start() -> None:
-        experiment_command(environ, "start", str(candidate))
-        took.append(time.monotonic() - began)
-
-    starting = threading.Thread(target=start)
+    starting = threading.Thread(target=experiment_command, args=(environ, "start", str(candidate)))
     starting.start()
-    try:
-        figures = wrk(url, "/api/recommend", run_seconds, "recommend_random.lua", BENCH_TOKEN=access)
-    finally:
-        starting.join()
-    if not took or took[0] + TAKE_UP_SECONDS > run_seconds:
-        raise SystemExit(f"`start` took {took[0] if took else 'ever'} s: longer than the run of {run_seconds} s")
+    runs = []
+    while starting.is_alive() or not runs:
+        runs.append(wrk(url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access))
+    starting.join()
+    took = time.monotonic() - began
+    runs.append(wrk(url, "/api/recommend", seconds, "recommend_random.lua", BENCH_TOKEN=access))
     if 'recommendations_served_total{arm="candidate"}' not in requests.get(f"{url}/metrics", timeout=5).text:
-        raise SystemExit("no worker answered from the candidate during the run")
+        raise SystemExit("no worker answered from the candidate after `start`")
     experiment_command(environ, "stop")
     time.sleep(TAKE_UP_SECONDS)  # back to the control alone before the next measurement
-    return {**figures, "start_took_seconds": took[0]}
+    worse = max(runs[-2:], key=lambda run: run["p99_ms"])
+    return {**worse, "runs": len(runs), "start_took_at_most_seconds": took}
