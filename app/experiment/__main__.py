@@ -2,7 +2,7 @@
 
 python -m app.experiment start CANDIDATE [--share 0.5] [--test-data FILE] [--skip-ranking-gate]
 python -m app.experiment status [--json]
-python -m app.experiment promote
+python -m app.experiment promote [--force]
 python -m app.experiment stop
 
 Run with the service's own settings (its environment: DATABASE_URL, ML_MODEL_PATH, ...), on any replica or
@@ -21,10 +21,18 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from app.experiment.report import status_report
+from app.experiment.report import experiment_status, status_report
 from app.model.model_file import METADATA_FILE_NAME, MODEL_FILE_NAME, ModelFileError, install
 from app.model.recommender import Recommender
-from app.store.experiments import PROMOTED, RUNNING, STOPPED, ExperimentError, end_experiment, latest_experiment
+from app.store.experiments import (
+    PROMOTED,
+    RUNNING,
+    STOPPED,
+    Experiment,
+    ExperimentError,
+    end_experiment,
+    latest_experiment,
+)
 from app.store.experiments import start_experiment as record_start
 from app.training.train import TEST_DATA_FILE_NAME
 
@@ -45,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     status = commands.add_parser("status", help="each arm's figures, the difference and the verdict")
     status.add_argument("--json", action="store_true", help="as JSON, for scripts")
-    commands.add_parser("promote", help="every replica serves the candidate, for all traffic")
+    promoting = commands.add_parser("promote", help="every replica serves the candidate, for all traffic")
+    promoting.add_argument("--force", action="store_true", help="promote although the verdict is not `better`")
     commands.add_parser("stop", help="every replica serves the control only")
     args = parser.parse_args(argv)
     from main import app  # the service as configured, or exit with its one line saying what to fix
@@ -60,15 +69,30 @@ def main(argv: list[str] | None = None) -> int:
         running = latest_experiment(engine)
         if running is None or running.state != RUNNING:
             raise ExperimentError("no experiment is running")
-        state = PROMOTED if args.command == "promote" else STOPPED
-        end_experiment(engine, running.id, state, f"{state} by the operator")
-        print(f"experiment {running.id} {state}: every replica follows within 5 s")
-        return 0
+        if args.command == "stop":
+            end_experiment(engine, running.id, STOPPED, "stopped by the operator")
+            print(f"experiment {running.id} stopped: every replica follows within 5 s")
+            return 0
+        return promote(engine, running, force=args.force)
     except ExperimentError as error:
         print(f"experiment: {error}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()
+
+
+def promote(engine: Engine, running: Experiment, *, force: bool) -> int:
+    """Promote a candidate found `better`; any other verdict only with --force, and the command says which."""
+    verdict = experiment_status(engine, running)["verdict"]
+    if verdict != "better" and not force:
+        raise ExperimentError(
+            f"experiment {running.id}'s verdict is {verdict}, not better: nothing changed "
+            "(promote --force promotes it all the same)"
+        )
+    forced = "" if verdict == "better" else " (--force)"
+    end_experiment(engine, running.id, PROMOTED, f"promoted by the operator, verdict {verdict}{forced}")
+    print(f"experiment {running.id} promoted, verdict {verdict}{forced}: every replica follows within 5 s")
+    return 0
 
 
 def share_of_traffic(value: str) -> float:

@@ -308,7 +308,7 @@ def test_an_experiment_started_then_promoted_reaches_every_replica_within_5_s(
         started_in = wait_until(
             lambda: all(map(serves_candidate_share, replicas)), 5, "every replica in the experiment"
         )
-        docker("exec", operator, "python", "-m", "app.experiment", "promote")
+        docker("exec", operator, "python", "-m", "app.experiment", "promote", "--force")
         promoted_in = wait_until(
             lambda: all(serves_only(replica, candidate) for replica in replicas), 5, "every replica promoted"
         )
