@@ -165,7 +165,8 @@ def compare(control: Arm, candidate: Arm) -> Comparison:
     with np.errstate(divide="ignore", invalid="ignore"):  # an empty arm: nan, as its own variance is
         # The pooled mean's variance times N is the per-unit variance; each arm's mean has it over its units.
         scale = units * (1 / np.asarray(control.units, dtype=float) + 1 / np.asarray(candidate.units, dtype=float))
-    variance = np.maximum(control_variance + candidate_variance, metric(pooled(control, candidate))[1] * scale)
+        null_variance = metric(pooled(control, candidate))[1] * scale
+    variance = np.maximum(control_variance + candidate_variance, null_variance)
     half_width = width_factor(units) * np.sqrt(variance)
     lower, upper = difference - half_width, difference + half_width
     enough = np.ones_like(difference, dtype=bool)

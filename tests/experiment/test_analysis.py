@@ -51,8 +51,8 @@ def one_each() -> tuple[list[int], list[int]]:
     statistics module computes in the type it is given)."""
     rng = np.random.default_rng(31)
     ones = np.ones(320, dtype=int)
-    candidate = Population.with_moments(4.5, 2.6).liked(rng, ones, people=False)
-    return SERVED.liked(rng, ones[:300], people=False).tolist(), candidate.tolist()
+    candidate, _ = Population.with_moments(4.5, 2.6).liked(rng, ones, people=False)
+    return SERVED.liked(rng, ones[:300], people=False)[0].tolist(), candidate.tolist()
 
 
 def test_for_one_recommendation_per_unit_the_variance_is_that_of_a_mean(one_each: tuple) -> None:

@@ -14,7 +14,7 @@ import pytest
 from app.experiment.analysis import Arm, compare
 from app.experiment.arms import CANDIDATE, CONTROL
 from app.experiment.report import experiment_status, guard, status_report
-from app.store.experiments import RUNNING, STOPPED, latest_experiment, start_experiment
+from app.store.experiments import RUNNING, STOPPED, latest_experiment, narrow_interval, start_experiment
 from app.store.recommendation_log import RecommendationLog
 from app.store.tables import recommendations, scores
 from tests.experiment.population import TITLES, Population
@@ -172,3 +172,23 @@ def test_a_verdict_once_shown_stays_when_later_units_bring_the_latest_interval_b
     assert later["latest_interval"][0] < 0  # this read alone would be undecided
     assert later["verdict"] == "better" and later["interval"][0] >= first["interval"][0] > 0
     assert later["interval"][1] <= first["interval"][1]
+
+
+def test_a_narrowing_by_another_replica_between_the_read_and_the_write_is_kept(
+    experiment_log: RecommendationLog,
+) -> None:
+    """The running interval is a compare-and-set: a write that would undo another replica's narrowing is tried
+    again from what that replica stored."""
+    engine, seen = experiment_log.engine, []
+
+    def narrow(stored: tuple) -> tuple:
+        seen.append(stored)
+        if len(seen) == 1:  # another replica's guardrail narrows it meanwhile
+            narrow_interval(engine, 1, lambda _: (-1.0, 2.0))
+        lower, upper = (-5.0, 1.5) if stored == (None, None) else stored
+        return max(lower, -5.0), min(upper, 1.5)
+
+    assert narrow_interval(engine, 1, narrow) == (-1.0, 1.5)
+    assert seen == [(None, None), (-1.0, 2.0)]
+    stored = latest_experiment(engine)
+    assert (stored.interval_lower, stored.interval_upper) == (-1.0, 1.5)
