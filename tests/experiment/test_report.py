@@ -11,10 +11,19 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from app.experiment.__main__ import promote
 from app.experiment.analysis import Arm, compare
 from app.experiment.arms import CANDIDATE, CONTROL
 from app.experiment.report import experiment_status, guard, status_report
-from app.store.experiments import RUNNING, STOPPED, latest_experiment, narrow_interval, start_experiment
+from app.store.experiments import (
+    PROMOTED,
+    RUNNING,
+    STOPPED,
+    ExperimentError,
+    latest_experiment,
+    narrow_interval,
+    start_experiment,
+)
 from app.store.recommendation_log import RecommendationLog
 from app.store.tables import recommendations, scores
 from tests.experiment.population import TITLES, Population
@@ -192,3 +201,25 @@ def test_a_narrowing_by_another_replica_between_the_read_and_the_write_is_kept(
     assert seen == [(None, None), (-1.0, 2.0)]
     stored = latest_experiment(engine)
     assert (stored.interval_lower, stored.interval_upper) == (-1.0, 1.5)
+
+
+def test_promote_refuses_an_undecided_candidate_unless_forced_and_says_the_verdict(
+    experiment_log: RecommendationLog,
+) -> None:
+    serve(experiment_log, CONTROL, 200, SERVED, seed=15)
+    serve(experiment_log, CANDIDATE, 200, SERVED, seed=16)
+    with pytest.raises(ExperimentError, match="experiment 1's verdict is undecided, not better: nothing changed"):
+        promote(experiment_log.engine, latest_experiment(experiment_log.engine), force=False)
+    assert latest_experiment(experiment_log.engine).state == RUNNING
+    promote(experiment_log.engine, latest_experiment(experiment_log.engine), force=True)
+    assert latest_experiment(experiment_log.engine).reason == "promoted by the operator, verdict undecided (--force)"
+
+
+def test_promote_takes_a_better_candidate_without_force(
+    experiment_log: RecommendationLog, capsys: pytest.CaptureFixture
+) -> None:
+    serve(experiment_log, CONTROL, 200, SERVED, seed=17)
+    serve(experiment_log, CANDIDATE, 200, MUCH_BETTER, seed=18)
+    promote(experiment_log.engine, latest_experiment(experiment_log.engine), force=False)
+    assert latest_experiment(experiment_log.engine).state == PROMOTED
+    assert capsys.readouterr().out == "experiment 1 promoted, verdict better: every replica follows within 5 s\n"
