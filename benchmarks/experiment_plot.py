@@ -4,7 +4,8 @@ python -m benchmarks.experiment_plot [--out docs/experiment.png]
 
 A candidate better by 0.3 liked titles per recommendation (tests/experiment/population.py: the served
 model's 4.23, sd 2.56, as measured offline), against the control, with half of the traffic. The always-valid
-interval (app/experiment/analysis.py) beside the fixed-sample 95% interval that peeking invalidates.
+interval of each read, their running intersection (what status shows, app/experiment/analysis.py), and the
+fixed-sample 95% interval that peeking invalidates.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from app.experiment.analysis import compare
+from app.experiment.analysis import compare, narrowed
 from tests.experiment.population import Population, looks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,9 +39,16 @@ def main() -> int:
     lower = np.array([float(c.lower[0]) for c in comparisons])
     upper = np.array([float(c.upper[0]) for c in comparisons])
     fixed = 1.96 * np.sqrt(np.array([float(c.variance[0]) for c in comparisons]))
-    decided = next((done for done, c in zip(units, comparisons, strict=True) if c.verdict[0] != "undecided"), None)
+    running = [(np.full(1, np.nan), np.full(1, np.nan))]
+    for comparison in comparisons:
+        running.append(narrowed(*running[-1], comparison))
+    running_lower, running_upper = (np.array([float(bounds[side][0]) for bounds in running[1:]]) for side in (0, 1))
+    decided = next((done for done, low in zip(units, running_lower, strict=True) if low > 0), None)
     figure, axes = plt.subplots(figsize=(8, 4.5))
-    axes.fill_between(units, lower, upper, alpha=0.25, label="always-valid 95% interval (what status shows)")
+    axes.fill_between(units, running_lower, running_upper, alpha=0.25,
+                      label="running always-valid 95% interval (what status shows)")  # fmt: skip
+    axes.plot(units, lower, "b-", linewidth=0.5, label="each read's own always-valid interval")
+    axes.plot(units, upper, "b-", linewidth=0.5)
     axes.plot(units, difference - fixed, "k:", linewidth=1, label="fixed-sample 95% interval (invalid when peeking)")
     axes.plot(units, difference + fixed, "k:", linewidth=1)
     axes.plot(units, difference, label="candidate minus control")

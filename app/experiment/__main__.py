@@ -2,7 +2,7 @@
 
 python -m app.experiment start CANDIDATE [--share 0.5] [--test-data FILE] [--skip-ranking-gate]
 python -m app.experiment status [--json]
-python -m app.experiment promote
+python -m app.experiment promote [--force]
 python -m app.experiment stop
 python -m app.experiment rollback
 
@@ -28,13 +28,14 @@ from sqlalchemy import Engine
 from app.config import Settings
 from app.experiment.candidate_files import signature
 from app.experiment.replicas import readable_replicas, replica_status
-from app.experiment.report import status_report
+from app.experiment.report import experiment_status, status_report
 from app.model.model_file import METADATA_FILE_NAME, MODEL_FILE_NAME, ModelFileError, install
 from app.model.recommender import Recommender
 from app.store.experiments import (
     PROMOTED,
     RUNNING,
     STOPPED,
+    Experiment,
     ExperimentError,
     end_experiment,
     latest_experiment,
@@ -62,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         "status", help="each arm's figures, the difference and the verdict, and which model each replica serves"
     )
     status.add_argument("--json", action="store_true", help="as JSON, for scripts")
-    commands.add_parser("promote", help="every replica serves the candidate for all traffic, until a model is deployed")
+    promoting = commands.add_parser(
+        "promote", help="every replica serves the candidate for all traffic, until a model is deployed"
+    )
+    promoting.add_argument("--force", action="store_true", help="promote although the verdict is not `better`")
     commands.add_parser("stop", help="every replica serves the control only")
     commands.add_parser("rollback", help="undo a promotion: every replica serves the control again")
     args = parser.parse_args(argv)
@@ -81,10 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         running = latest_experiment(engine)
         if running is None or running.state != RUNNING:
             raise ExperimentError("no experiment is running")
-        state = PROMOTED if args.command == "promote" else STOPPED
-        end_experiment(engine, running.id, state, f"{state} by the operator")
-        print(f"experiment {running.id} {state}: every replica follows within 5 s")
-        return 0
+        if args.command == "stop":
+            end_experiment(engine, running.id, STOPPED, "stopped by the operator")
+            print(f"experiment {running.id} stopped: every replica follows within 5 s")
+            return 0
+        return promote(engine, running, force=args.force)
     except ExperimentError as error:
         print(f"experiment: {error}", file=sys.stderr)
         return 1
@@ -110,6 +115,20 @@ def rollback(engine: Engine) -> int:
         f"experiment {promoted.id} rolled back: every replica serves its own ML_MODEL_PATH "
         f"(the control, {promoted.control_version[:12]}) within 5 s"
     )
+    return 0
+
+
+def promote(engine: Engine, running: Experiment, *, force: bool) -> int:
+    """Promote a candidate found `better`; any other verdict only with --force, and the command says which."""
+    verdict = experiment_status(engine, running)["verdict"]
+    if verdict != "better" and not force:
+        raise ExperimentError(
+            f"experiment {running.id}'s verdict is {verdict}, not better: nothing changed "
+            "(promote --force promotes it all the same)"
+        )
+    forced = "" if verdict == "better" else " (--force)"
+    end_experiment(engine, running.id, PROMOTED, f"promoted by the operator, verdict {verdict}{forced}")
+    print(f"experiment {running.id} promoted, verdict {verdict}{forced}: every replica follows within 5 s")
     return 0
 
 

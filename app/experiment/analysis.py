@@ -11,24 +11,40 @@ Analytics: A Practical Guide with Novel Ideas", KDD 2018):
 
 With one recommendation per unit (y = 1) it is s_x^2 / n, the variance of a mean.
 
-Interval. D = R_candidate - R_control has variance v = Var(R_candidate) + Var(R_control). The interval is
-the Gaussian-mixture confidence sequence, the closed form shared by the mixture SPRT (Johari, Pekelis
-and Walsh, "Always Valid Inference: Continuous Monitoring of A/B Tests", Operations Research 2022) and
-the asymptotic confidence sequence (Waudby-Smith, Arbour, Sinha, Kennedy and Ramdas, "Time-uniform
-central limit theory and asymptotic confidence sequences", Annals of Statistics 2024; also Howard,
-Ramdas, McAuliffe and Sekhon, Annals of Statistics 2021):
+Interval. D = R_candidate - R_control. The interval is the Gaussian-mixture confidence sequence, the closed
+form shared by the mixture SPRT (Johari, Pekelis and Walsh, "Always Valid Inference: Continuous Monitoring of
+A/B Tests", Operations Research 2022) and the asymptotic confidence sequence (Waudby-Smith, Arbour, Sinha,
+Kennedy and Ramdas, "Time-uniform central limit theory and asymptotic confidence sequences", Annals of
+Statistics 2024; also Howard, Ramdas, McAuliffe and Sekhon, Annals of Statistics 2021):
 
     D +- sqrt(2 v (v + tau^2) / tau^2 * (ln(1/alpha) + 0.5 ln(1 + tau^2 / v)))
 
 with the mixing variance tau^2 = rho^2 * N * v, N the units of both arms: rho is set in units of the
 per-unit standard deviation sqrt(N v), as in Waudby-Smith et al., so the width is sqrt(v) times a factor
 of N alone. rho^2 = (2 ln(1/alpha) + ln(2 ln(1/alpha) + 1)) / TUNING_UNITS makes the interval narrowest
-at TUNING_UNITS units (Waudby-Smith et al., section 3). Guarantee: with probability about 1 - alpha the
-true difference lies in every interval of the experiment, however often it is read. "About", because the
-guarantee is asymptotic (a central limit theorem); tests/experiment/ measures it by simulation.
+at TUNING_UNITS units (Waudby-Smith et al., section 3).
 
-Verdict: `better` when the lower bound is above 0, `worse` when the upper bound is below 0, otherwise
-`undecided`; always `undecided` until each arm has MINIMUM_UNITS units.
+The variance v is the larger of two estimates of Var(D). One is each arm's own, Var(R_candidate) +
+Var(R_control): right whatever the difference. The other is the pooled one under "no difference": both arms'
+units taken as one sample, whose per-unit variance is scaled by 1/n_control + 1/n_candidate. When an arm is
+small (a share of 5%) or few of its units are scored, its own variance is noisy, and a low mean comes with
+a low variance: the interval then leaves zero on noise (an A/A experiment at a share of 0.05 with 2% of
+recommendations scored ended `worse` 15% of the time). The pooled estimate, made mostly of the larger arm,
+is steady there, and it is the variance the test of "no difference" assumes (as the mixture SPRT uses the
+variance under its null). With the larger of the two, the interval stays valid under any difference, and
+its test of zero holds its level at any share and scoring rate (tests/experiment/test_simulations.py).
+
+Guarantee: with probability about 1 - alpha the true difference lies in every interval of the experiment,
+however often it is read. "About", because the guarantee is asymptotic (a central limit theorem);
+tests/experiment/ measures it by simulation. So it lies in their running intersection too: the interval
+that `status` shows is that intersection (narrowed, its bounds kept with the experiment's record), so that
+a verdict once reached is never withdrawn. An interval that does not overlap the running one (which happens
+with probability below alpha when the difference is stable, so it says that the difference changes over
+time, novelty for instance) leaves the running one as it was.
+
+Verdict: `better` when the running lower bound is above 0, `worse` when its upper bound is below 0, otherwise
+`undecided`. An interval narrows it only once each arm has MINIMUM_UNITS units, MINIMUM_SCORED_UNITS of them
+with a score: the normal approximation needs a few scored units, not only units.
 """
 
 from __future__ import annotations
@@ -43,12 +59,14 @@ from scipy.optimize import brentq
 ALPHA = 0.05
 # The smallest effect worth seeing, +0.3 liked titles per recommendation (about 0.12 of the per-unit
 # standard deviation, 2.6), needs about this many units; a large one (the reversed ranking, about one
-# standard deviation) is decided at MINIMUM_UNITS whatever the tuning.
+# standard deviation) is decided at the minimum whatever the tuning.
 TUNING_UNITS = 10_000
 RHO_SQUARED = (2 * math.log(1 / ALPHA) + math.log(2 * math.log(1 / ALPHA) + 1)) / TUNING_UNITS
-# The interval is asymptotic: the per-unit counts are skewed, with many zeros. GrowthBook shows no
-# result below 150 units per arm; the reversed ranking is decided there already.
+# The interval is asymptotic: the per-unit counts are skewed, with many zeros. GrowthBook shows no result
+# below 150 units per arm; the reversed ranking is decided there already. A mean resting on fewer than 30
+# non-zero values is not yet near normal, whatever the number of zeros beside them.
 MINIMUM_UNITS = 150
+MINIMUM_SCORED_UNITS = 30
 VERDICTS = ("better", "worse", "undecided")
 
 
@@ -61,6 +79,7 @@ class Arm:
     """
 
     units: ArrayLike
+    scored_units: ArrayLike  # units with at least one score
     liked: ArrayLike  # sum x_i: titles scored 4 or 5
     liked_squares: ArrayLike  # sum x_i^2
     recommendations: ArrayLike  # sum y_i
@@ -82,10 +101,11 @@ class Arm:
         scores: ArrayLike,
         score_sum: ArrayLike,
     ) -> Arm:
-        """An arm from per-unit arrays, one entry per unit."""
+        """An arm from per-unit arrays, one entry per unit (`scored`: its recommendations with a score)."""
         x, y = np.asarray(liked, dtype=float), np.asarray(recommendations, dtype=float)
         return cls(
             units=x.size,
+            scored_units=np.count_nonzero(scored),
             liked=x.sum(),
             liked_squares=(x * x).sum(),
             recommendations=y.sum(),
@@ -96,6 +116,11 @@ class Arm:
             scores=np.sum(scores),
             score_sum=np.sum(score_sum),
         )
+
+
+def pooled(control: Arm, candidate: Arm) -> Arm:
+    """Both arms' units as one sample: what the arms would be if the candidate made no difference."""
+    return Arm(**{name: np.add(value, getattr(candidate, name)) for name, value in vars(control).items()})
 
 
 def metric(arm: Arm) -> tuple[NDArray, NDArray]:
@@ -122,26 +147,54 @@ def width_factor(units: ArrayLike) -> NDArray:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Candidate minus control; arrays when the arms hold arrays."""
+    """Candidate minus control at one read; arrays when the arms hold arrays."""
 
     difference: NDArray
-    variance: NDArray
+    variance: NDArray  # the larger of the arms' own and the pooled one
     lower: NDArray
     upper: NDArray
-    verdict: NDArray  # of VERDICTS
+    enough: NDArray  # whether each arm has the units and scored units an interval needs to count
+    verdict: NDArray  # of VERDICTS, from this read's interval alone
 
 
 def compare(control: Arm, candidate: Arm) -> Comparison:
     control_metric, control_variance = metric(control)
     candidate_metric, candidate_variance = metric(candidate)
     difference = candidate_metric - control_metric
-    variance = control_variance + candidate_variance
-    half_width = width_factor(np.add(control.units, candidate.units)) * np.sqrt(variance)
+    units = np.add(control.units, candidate.units)
+    with np.errstate(divide="ignore", invalid="ignore"):  # an empty arm: nan, as its own variance is
+        # The pooled mean's variance times N is the per-unit variance; each arm's mean has it over its units.
+        scale = units * (1 / np.asarray(control.units, dtype=float) + 1 / np.asarray(candidate.units, dtype=float))
+        null_variance = metric(pooled(control, candidate))[1] * scale
+    variance = np.maximum(control_variance + candidate_variance, null_variance)
+    half_width = width_factor(units) * np.sqrt(variance)
     lower, upper = difference - half_width, difference + half_width
-    enough = (np.asarray(control.units) >= MINIMUM_UNITS) & (np.asarray(candidate.units) >= MINIMUM_UNITS)
-    # nan bounds compare False: undecided.
-    verdict = np.where(enough & (lower > 0), "better", np.where(enough & (upper < 0), "worse", "undecided"))
-    return Comparison(difference, variance, lower, upper, verdict)
+    enough = np.ones_like(difference, dtype=bool)
+    for arm in (control, candidate):
+        enough &= (np.asarray(arm.units) >= MINIMUM_UNITS) & (np.asarray(arm.scored_units) >= MINIMUM_SCORED_UNITS)
+    decided = np.where(enough, lower, np.nan), np.where(enough, upper, np.nan)
+    return Comparison(difference, variance, lower, upper, enough, verdict(*decided))
+
+
+def verdict(lower: ArrayLike, upper: ArrayLike) -> NDArray:
+    """The verdict an interval gives (nan bounds compare False: undecided)."""
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    return np.where(lower > 0, "better", np.where(upper < 0, "worse", "undecided"))
+
+
+def narrowed(running_lower: ArrayLike, running_upper: ArrayLike, comparison: Comparison) -> tuple[NDArray, NDArray]:
+    """The running interval after one more read: its intersection with the read's interval (nan: none yet).
+
+    A read that does not count yet (too few units), or whose interval does not overlap the running one,
+    leaves it as it was.
+    """
+    running_lower, running_upper = np.asarray(running_lower, dtype=float), np.asarray(running_upper, dtype=float)
+    overlaps = ~(running_lower > comparison.upper) & ~(running_upper < comparison.lower)
+    counts = comparison.enough & np.isfinite(comparison.lower) & np.isfinite(comparison.upper) & overlaps
+    return (
+        np.where(counts, np.fmax(running_lower, comparison.lower), running_lower),
+        np.where(counts, np.fmin(running_upper, comparison.upper), running_upper),
+    )
 
 
 def units_needed(control: Arm, candidate: Arm, share: float) -> int | None:
@@ -149,8 +202,8 @@ def units_needed(control: Arm, candidate: Arm, share: float) -> int | None:
 
     Assumes the estimate and the per-unit variance N v stay as they are: then the half-width after N'
     units is width_factor(N') sqrt(N v / N'), and N' solves half-width = |D|. None (unknown) when the
-    estimate is 0, or it or its variance is not defined yet (fewer than two units in an arm). 0 once
-    decided. One number: scalar arms only.
+    estimate is 0, or it or its variance is not defined yet (fewer than two units in an arm), or an arm has
+    no scored unit yet. 0 once this read decides. One number: scalar arms only.
     """
     comparison = compare(control, candidate)
     if str(comparison.verdict) != "undecided":
@@ -171,7 +224,19 @@ def units_needed(control: Arm, candidate: Arm, share: float) -> int | None:
         if excess(math.log(1e15)) > 0:
             return None
         target = math.exp(brentq(excess, math.log(units), math.log(1e15)))
-    # Each arm also needs MINIMUM_UNITS.
-    short_control = (MINIMUM_UNITS - int(control.units)) / (1 - share)
-    short_candidate = (MINIMUM_UNITS - int(candidate.units)) / share
-    return max(math.ceil(target) - units, math.ceil(short_control), math.ceil(short_candidate), 0)
+    shortfalls = [units_short(control, 1 - share), units_short(candidate, share)]
+    if None in shortfalls:
+        return None
+    return max(math.ceil(target) - units, *(math.ceil(short) for short in shortfalls), 0)
+
+
+def units_short(arm: Arm, share: float) -> float | None:
+    """Units of both arms until this one (taking `share` of them) has the units and scored units a verdict
+    needs, at its scoring rate so far; None while it has no scored unit to tell the rate."""
+    units, scored = int(arm.units), int(arm.scored_units)
+    short = MINIMUM_UNITS - units
+    if scored < MINIMUM_SCORED_UNITS:
+        if scored == 0:
+            return None
+        short = max(short, (MINIMUM_SCORED_UNITS - scored) * units / scored)
+    return short / share

@@ -2,17 +2,27 @@
 
 Key names are stable, because scripts read them. The service adds `state` at the top and `version` in
 each arm. A figure that is not defined yet (a mean score with no score, an interval below two units per
-arm, the sample-ratio p-value below 8 units per arm) is null, never NaN, so that the output is strict JSON.
-The verdict reads the interval alone; `srm` says whether any verdict can be trusted, and the service stops
-the experiment on `worse` or on `srm` alike.
+arm, the running interval before any read counted) is null, never NaN, so that the output is strict JSON. `interval` is
+the running intersection of the experiment's intervals, the one the verdict reads, so that a verdict once
+reached stays; `latest_interval` is this read's own. `srm` says whether any verdict can be trusted, and the
+service stops the experiment on `worse` or on `srm` alike.
 """
 
 from __future__ import annotations
 
 import math
 
-from app.experiment.analysis import ALPHA, MINIMUM_UNITS, Arm, compare, metric, units_needed
-from app.experiment.sample_ratio import SRM_ALPHA, sample_ratio_p
+from app.experiment.analysis import (
+    ALPHA,
+    MINIMUM_SCORED_UNITS,
+    MINIMUM_UNITS,
+    Arm,
+    Comparison,
+    metric,
+    units_needed,
+    verdict,
+)
+from app.experiment.sample_ratio import mismatched, sample_ratio_p
 
 METRIC = "liked titles (scored 4 or 5) per recommendation, unscored titles counted as not liked"
 
@@ -26,6 +36,7 @@ def arm_summary(arm: Arm) -> dict:
     scores, recommendations = int(arm.scores), int(arm.recommendations)
     return {
         "units": int(arm.units),
+        "scored_units": int(arm.scored_units),
         "recommendations": recommendations,
         "shown": int(arm.shown),
         "scored": int(arm.scored),
@@ -36,21 +47,31 @@ def arm_summary(arm: Arm) -> dict:
     }
 
 
-def summary(control: Arm, candidate: Arm, share: float) -> dict:
-    """Both arms, the difference (candidate minus control) with its always-valid interval, the checks."""
-    comparison = compare(control, candidate)
-    lower, upper = number(comparison.lower), number(comparison.upper)
-    srm_p = number(sample_ratio_p(control.units, candidate.units, share))
+def interval(lower: object, upper: object) -> list[float] | None:
+    bounds = [number(lower), number(upper)]
+    return None if None in bounds else bounds
+
+
+def summary(control: Arm, candidate: Arm, share: float, comparison: Comparison, running: tuple[float, float]) -> dict:
+    """Both arms, the difference (candidate minus control) with its always-valid intervals, the checks.
+
+    `comparison` is compare(control, candidate); `running` the running interval's bounds after this read
+    (analysis.narrowed; nan before any read counted).
+    """
+    running_verdict = str(verdict(*running))
+    srm_p = float(sample_ratio_p(control.units, candidate.units, share))
     return {
         "metric_name": METRIC,
         "share": share,
         "arms": {"control": arm_summary(control), "candidate": arm_summary(candidate)},
         "difference": number(comparison.difference),
-        "interval": [lower, upper] if lower is not None and upper is not None else None,
+        "interval": interval(*running),
+        "latest_interval": interval(comparison.lower, comparison.upper),
         "confidence": 1 - ALPHA,
-        "verdict": str(comparison.verdict),
+        "verdict": running_verdict,
         "minimum_units": MINIMUM_UNITS,
-        "units_needed": units_needed(control, candidate, share),
+        "minimum_scored_units": MINIMUM_SCORED_UNITS,
+        "units_needed": 0 if running_verdict != "undecided" else units_needed(control, candidate, share),
         "srm_p": srm_p,
-        "srm": srm_p is not None and srm_p < SRM_ALPHA,
+        "srm": bool(mismatched(srm_p)),
     }

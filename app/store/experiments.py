@@ -7,6 +7,7 @@ operators starting one at once cannot both succeed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,6 +39,8 @@ class Experiment:
     started_at: datetime
     ended_at: datetime | None
     reason: str | None
+    interval_lower: float | None = None
+    interval_upper: float | None = None
 
 
 HEADER_COLUMNS = [
@@ -126,3 +129,28 @@ def replicas_seen(engine: Engine, since: datetime) -> list[dict]:
     with engine.connect() as connection:
         rows = connection.execute(select(replicas).where(replicas.c.seen_at >= since).order_by(replicas.c.name))
         return [dict(row) for row in rows.mappings()]
+
+
+Bounds = tuple[float | None, float | None]
+
+
+def narrow_interval(engine: Engine, experiment_id: int, narrow: Callable[[Bounds], Bounds]) -> Bounds:
+    """Replace the experiment's running interval by narrow(stored) and return it: a compare-and-set, tried
+    again when another replica's guardrail changed the interval in between, so that no narrowing is lost.
+    The read and the write are two transactions, so that no lock is held while `narrow` computes."""
+    bounds = experiments.c.interval_lower, experiments.c.interval_upper
+    while True:
+        with engine.connect() as connection:
+            stored = tuple(connection.execute(select(*bounds).where(experiments.c.id == experiment_id)).one())
+        narrower = narrow(stored)
+        if narrower == stored:
+            return stored
+        unchanged = [bound.is_not_distinct_from(value) for bound, value in zip(bounds, stored, strict=True)]
+        with engine.begin() as connection:
+            changed = connection.execute(
+                update(experiments)
+                .where(experiments.c.id == experiment_id, *unchanged)
+                .values(interval_lower=narrower[0], interval_upper=narrower[1])
+            )
+        if changed.rowcount == 1:
+            return narrower

@@ -80,6 +80,10 @@ experiments = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("ended_at", DateTime(timezone=True), nullable=True),
     Column("reason", Text, nullable=True),
+    # The running intersection of the experiment's always-valid intervals (app/experiment/analysis.py), which its
+    # verdict reads; null until a read counts. Added to tables made before it existed.
+    Column("interval_lower", Float, nullable=True),
+    Column("interval_upper", Float, nullable=True),
 )
 # At most one runs: two operators starting one at once cannot both succeed.
 Index(

@@ -321,7 +321,7 @@ def test_an_experiment_started_then_promoted_reaches_every_replica_within_5_s(
         started_in = wait_until(
             lambda: all(map(serves_candidate_share, replicas)), 5, "every replica in the experiment"
         )
-        experiment(operator, "promote")
+        experiment(operator, "promote", "--force")
         promoted_in = wait_until(
             lambda: all(serves_only(replica, candidate) for replica in replicas), 5, "every replica promoted"
         )
@@ -339,7 +339,7 @@ def promoted_everywhere(stack: Stack, candidate_dir: Path) -> tuple[list[str], s
     status = json.loads(experiment(replicas[0], "status", "--json"))
     if status["state"] != "promoted" or status["promotion_ended"]:
         experiment(replicas[0], "start", f"{copy_into(replicas[0], candidate_dir)}/{MODEL_FILE_NAME}")
-        experiment(replicas[0], "promote")
+        experiment(replicas[0], "promote", "--force")
     wait_until(lambda: all(serves_only(replica, candidate) for replica in replicas), 10, "every replica promoted")
     return replicas, candidate
 

@@ -66,8 +66,18 @@ def test_start_stop_and_promote_are_recorded(
     assert (nothing.returncode, said(nothing)) == (1, "experiment: no experiment is running")
 
     assert experiment(database, synthetic_model_dir, "start", candidate).returncode == 0
-    promoted = experiment(database, synthetic_model_dir, "promote")
-    assert promoted.stdout.strip() == "experiment 2 promoted: every replica follows within 5 s"
+    undecided = experiment(database, synthetic_model_dir, "promote")
+    assert (undecided.returncode, said(undecided)) == (
+        1,
+        "experiment: experiment 2's verdict is undecided, not better: nothing changed "
+        "(promote --force promotes it all the same)",
+    )
+    assert [row["state"] for row in recorded(database)] == ["stopped", "running"]
+    promoted = experiment(database, synthetic_model_dir, "promote", "--force")
+    assert (
+        promoted.stdout.strip()
+        == "experiment 2 promoted, verdict undecided (--force): every replica follows within 5 s"
+    )
     assert [row["state"] for row in recorded(database)] == ["stopped", "promoted"]
 
     rolled_back = experiment(database, synthetic_model_dir, "rollback")
@@ -83,7 +93,7 @@ def test_after_a_promotion_the_next_start_waits_for_the_promoted_model_to_be_ser
 ) -> None:
     candidate = synthetic_candidate_dir / MODEL_FILE_NAME
     experiment(database, synthetic_model_dir, "start", candidate)
-    experiment(database, synthetic_model_dir, "promote")
+    experiment(database, synthetic_model_dir, "promote", "--force")
     refused = experiment(database, synthetic_model_dir, "start", candidate)
     assert refused.returncode == 1
     assert said(refused).startswith("experiment: experiment 1 promoted model ")

@@ -38,6 +38,7 @@ def test_units_add_up_each_arms_recommendations_and_scores(log: RecommendationLo
         units = list(expected[arm].values())  # [recommendations, scored, scores, score sum, liked] per unit
         summed = found[arm]
         # The squares and products tell units apart: a row counted in the wrong unit changes them.
+        assert summed.scored_units == sum(u[1] > 0 for u in units)  # units with a scored recommendation
         assert (summed.units, summed.recommendations, summed.scored, summed.scores) == (
             len(units),
             sum(u[0] for u in units),
