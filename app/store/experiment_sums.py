@@ -20,7 +20,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.store.tables import ARM_COUNTS, experiment_arm_sums, experiment_units, recommendations, scores
@@ -93,7 +93,13 @@ def add_score(connection: Connection, *, recommendation_id: str, movie: str, sco
 def arm_sums(engine: Engine, experiment_id: int) -> dict[str, dict[str, float]]:
     """Each arm's sums (only arms with a recommendation), added up over its shards."""
     query = (
-        select(experiment_arm_sums.c.arm, *(func.sum(experiment_arm_sums.c[name]).label(name) for name in SUMS))
+        select(
+            experiment_arm_sums.c.arm,
+            *(
+                cast(func.sum(experiment_arm_sums.c[name]), experiment_arm_sums.c[name].type).label(name)
+                for name in SUMS
+            ),
+        )
         .where(experiment_arm_sums.c.experiment_id == experiment_id)
         .group_by(experiment_arm_sums.c.arm)
     )

@@ -9,11 +9,40 @@ use it too, to sum a log loaded in bulk.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine, Integer, case, cast, func, insert, inspect, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    case,
+    cast,
+    func,
+    insert,
+    inspect,
+    select,
+)
 from sqlalchemy.exc import DBAPIError
 
 from app.store.experiment_sums import LIKED_SCORE, SUMS
 from app.store.tables import experiment_arm_sums, experiment_units, experiments, recommendations, scores
+
+# Each unit's figures, made once and read twice (into the units' sums and the arms'), for this transaction alone.
+per_unit = Table(
+    "log_sums_per_unit",
+    MetaData(),
+    Column("experiment_id", Integer),
+    Column("arm", String(9)),
+    Column("unit", String(64)),
+    *(Column(name, BigInteger) for name in ("recommendations", "liked", "shown", "scored", "scores")),
+    Column("score_sum", Float),
+    prefixes=["TEMPORARY"],
+)
 
 
 def sum_existing_log(engine: Engine) -> None:
@@ -41,6 +70,31 @@ def _needs_sums(bind: Engine | Connection) -> bool:
 
 def sum_log(connection: Connection) -> None:
     """Sum every experiment's recommendations and scores into the (empty) sums' tables, each arm in shard 0."""
+    per_unit.create(connection)
+    connection.execute(insert(per_unit).from_select([column.name for column in per_unit.c], _per_unit_query()))
+    unit_columns = [column.name for column in experiment_units.c]
+    connection.execute(
+        insert(experiment_units).from_select(unit_columns, select(*(per_unit.c[name] for name in unit_columns)))
+    )
+    x, y = per_unit.c.liked, per_unit.c.recommendations
+    per_arm = select(
+        per_unit.c.experiment_id,
+        per_unit.c.arm,
+        cast(0, Integer),
+        func.count(),
+        func.sum(x),
+        func.sum(x * x),
+        func.sum(y),
+        func.sum(y * y),
+        func.sum(x * y),
+        *(func.sum(per_unit.c[name]) for name in ("shown", "scored", "scores", "score_sum")),
+    ).group_by(per_unit.c.experiment_id, per_unit.c.arm)
+    connection.execute(insert(experiment_arm_sums).from_select(["experiment_id", "arm", "shard", *SUMS], per_arm))
+    per_unit.drop(connection)
+
+
+def _per_unit_query() -> Select:
+    """Each unit's recommendations, liked titles, titles shown, recommendations scored, scores and their sum."""
     liked = func.sum(case((scores.c.score >= LIKED_SCORE, 1), else_=0))
     per_recommendation = (
         select(
@@ -52,17 +106,17 @@ def sum_log(connection: Connection) -> None:
     )  # fmt: skip
     unit = func.coalesce(recommendations.c.client, recommendations.c.id)
     scored = per_recommendation.c.scores.is_not(None)
-    per_unit = (
+    return (
         select(
             recommendations.c.experiment_id,
             recommendations.c.arm,
-            unit.label("unit"),
-            func.count().label("recommendations"),
-            func.coalesce(func.sum(per_recommendation.c.liked), 0).label("liked"),
-            func.sum(func.json_array_length(recommendations.c.titles)).label("shown"),
-            func.sum(case((scored, 1), else_=0)).label("scored"),
-            func.coalesce(func.sum(per_recommendation.c.scores), 0).label("scores"),
-            func.coalesce(func.sum(per_recommendation.c.score_sum), 0.0).label("score_sum"),
+            unit,
+            func.count(),
+            func.coalesce(func.sum(per_recommendation.c.liked), 0),
+            func.sum(func.json_array_length(recommendations.c.titles)),
+            func.sum(case((scored, 1), else_=0)),
+            func.coalesce(func.sum(per_recommendation.c.scores), 0),
+            func.coalesce(func.sum(per_recommendation.c.score_sum), 0.0),
         )
         .select_from(
             recommendations.outerjoin(
@@ -72,25 +126,3 @@ def sum_log(connection: Connection) -> None:
         .where(recommendations.c.experiment_id.is_not(None))
         .group_by(recommendations.c.experiment_id, recommendations.c.arm, unit)
     )
-    units = per_unit.subquery()
-    unit_columns = ["experiment_id", "arm", "unit", "recommendations", "liked"]
-    connection.execute(
-        insert(experiment_units).from_select(unit_columns, select(*(units.c[name] for name in unit_columns)))
-    )
-    x, y = units.c.liked, units.c.recommendations
-    per_arm = select(
-        units.c.experiment_id,
-        units.c.arm,
-        cast(0, Integer),
-        func.count(),
-        func.sum(x),
-        func.sum(x * x),
-        func.sum(y),
-        func.sum(y * y),
-        func.sum(x * y),
-        func.sum(units.c.shown),
-        func.sum(units.c.scored),
-        func.sum(units.c.scores),
-        func.sum(units.c.score_sum),
-    ).group_by(units.c.experiment_id, units.c.arm)
-    connection.execute(insert(experiment_arm_sums).from_select(["experiment_id", "arm", "shard", *SUMS], per_arm))
