@@ -1,11 +1,12 @@
 """An experiment's running sums: what app/experiment/analysis.py's Arm needs, kept as rows arrive.
 
 A unit is the request's client, else the recommendation itself; x is a unit's liked titles (scored 4 or 5,
-an unscored title counts as not liked), y its recommendations. Per unit the table keeps x and y; per arm it
-keeps the units, the sums of x, x^2, y, y^2 and x*y, and the titles shown, the recommendations scored, the
-scores and their sum. Each change is made in the transaction that stores its row (the drain's copy of a
-journal, a recommendation recorded without one, a score), so the sums are exact and a crash cannot count a
-row twice: `status` and the guardrail read a few rows however long the log.
+an unscored title counts as not liked), y its recommendations. Per unit the table keeps x, y and its scored
+recommendations; per arm it keeps the units, the sums of x, x^2, y, y^2 and x*y, the titles shown, the
+recommendations scored, the units with one scored (scored_units), the scores and their sum. Each change is
+made in the transaction that stores its row (the drain's copy of a journal, a recommendation recorded
+without one, a score), so the sums are exact and a crash cannot count a row twice: `status` and the
+guardrail read a few rows however long the log.
 
 A change to a unit's x or y changes x^2, y^2 and x*y by the difference of the squares (the unit's row
 returns its new values). Scoring a title again replaces the old score. An arm's sums are split over SHARDS
@@ -27,6 +28,7 @@ from app.store.tables import ARM_COUNTS, experiment_arm_sums, experiment_units, 
 
 SHARDS = 16
 SUMS = (*ARM_COUNTS, "score_sum")
+UNIT_SUMS = ("recommendations", "liked", "scored")
 # app/model/data.py's RELEVANT_RATING (the store may not import the model): a score this high is a liked title.
 LIKED_SCORE = 4
 # Rows per statement: within the bound parameters of both databases.
@@ -51,7 +53,8 @@ def add_recommendations(connection: Connection, rows: list[dict]) -> None:
         added[(row["experiment_id"], row["arm"], row["client"] or row["id"])] += 1
         shown[(row["experiment_id"], row["arm"])] += len(row["titles"])
     changes: dict[ArmKey, Counter] = defaultdict(Counter)
-    for (experiment_id, arm, unit), (y, x) in _add_to_units(connection, {key: (n, 0) for key, n in added.items()}):
+    unit_changes = {key: (n, 0, 0) for key, n in added.items()}
+    for (experiment_id, arm, unit), (y, x, _) in _add_to_units(connection, unit_changes):
         change, old_y = changes[(experiment_id, arm)], y - added[(experiment_id, arm, unit)]
         change.update(
             units=int(old_y == 0),
@@ -79,14 +82,16 @@ def add_score(connection: Connection, *, recommendation_id: str, movie: str, sco
         ).all()
     )
     old = given.get(movie)
-    change = Counter(scored=int(not given), scores=int(old is None), score_sum=score - (old or 0))
+    first = int(not given)  # the recommendation's first score
+    change = Counter(scored=first, scores=int(old is None), score_sum=score - (old or 0))
     liked = _liked(score) - _liked(old)
     arm_key = (recommended.experiment_id, recommended.arm)
-    if liked:
+    if liked or first:
         key = (*arm_key, recommended.client or recommendation_id)
-        ((_, (y, x)),) = _add_to_units(connection, {key: (0, liked)})
+        ((_, (y, x, scored)),) = _add_to_units(connection, {key: (0, liked, first)})
         old_x = x - liked
         change.update(liked=liked, liked_squares=x * x - old_x * old_x, liked_times_recommendations=liked * y)
+        change["scored_units"] += int(first and scored == 1)  # the unit's first scored recommendation
     _add_to_arms(connection, {arm_key: change})
 
 
@@ -115,22 +120,21 @@ def _insert(connection: Connection):
     return (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
 
 
-def _add_to_units(connection: Connection, changes: dict[Key, tuple[int, int]]) -> Iterable[tuple[Key, tuple]]:
-    """Add (recommendations, liked) to units, made when new; each unit's key and new (recommendations, liked)."""
+def _add_to_units(connection: Connection, changes: dict[Key, tuple[int, ...]]) -> Iterable[tuple[Key, tuple]]:
+    """Add (recommendations, liked, scored) to units, made when new; each unit's key and its new figures."""
     keys = sorted(changes)
     for start in range(0, len(keys), CHUNK):
         values = [
-            {"experiment_id": key[0], "arm": key[1], "unit": key[2], "recommendations": y, "liked": x}
+            {"experiment_id": key[0], "arm": key[1], "unit": key[2], **dict(zip(UNIT_SUMS, changes[key], strict=True))}
             for key in keys[start : start + CHUNK]
-            for y, x in [changes[key]]
         ]
         statement = _insert(connection)(experiment_units).values(values)
         statement = statement.on_conflict_do_update(
             index_elements=list(experiment_units.primary_key),
-            set_={name: experiment_units.c[name] + statement.excluded[name] for name in ("recommendations", "liked")},
+            set_={name: experiment_units.c[name] + statement.excluded[name] for name in UNIT_SUMS},
         ).returning(*experiment_units.c)
         for row in connection.execute(statement):
-            yield (row.experiment_id, row.arm, row.unit), (row.recommendations, row.liked)
+            yield (row.experiment_id, row.arm, row.unit), (row.recommendations, row.liked, row.scored)
 
 
 def _add_to_arms(connection: Connection, changes: dict[ArmKey, Counter]) -> None:

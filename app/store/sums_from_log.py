@@ -87,7 +87,11 @@ def sum_log(connection: Connection) -> None:
         func.sum(y),
         func.sum(y * y),
         func.sum(x * y),
-        *(func.sum(per_unit.c[name]) for name in ("shown", "scored", "scores", "score_sum")),
+        func.sum(per_unit.c.shown),
+        func.sum(per_unit.c.scored),
+        func.sum(case((per_unit.c.scored > 0, 1), else_=0)),
+        func.sum(per_unit.c.scores),
+        func.sum(per_unit.c.score_sum),
     ).group_by(per_unit.c.experiment_id, per_unit.c.arm)
     connection.execute(insert(experiment_arm_sums).from_select(["experiment_id", "arm", "shard", *SUMS], per_arm))
     per_unit.drop(connection)

@@ -97,6 +97,7 @@ experiment_units = Table(
     Column("unit", String(64), primary_key=True),
     Column("recommendations", BigInteger, nullable=False),
     Column("liked", BigInteger, nullable=False),
+    Column("scored", BigInteger, nullable=False),
 )
 # Per arm, in shards that `status` adds up (so that concurrent copies and scores seldom wait on one row): the
 # fields of app/experiment/analysis.py's Arm, by the same names.
@@ -109,6 +110,7 @@ ARM_COUNTS = (
     "liked_times_recommendations",
     "shown",
     "scored",
+    "scored_units",
     "scores",
 )
 experiment_arm_sums = Table(

@@ -35,6 +35,7 @@ def sums_by_pandas(engine: Engine, experiment_id: int) -> dict[str, dict[str, fl
             "liked_times_recommendations": (x * y).sum(),
             "shown": units["shown"].sum(),
             "scored": units["scored"].sum(),
+            "scored_units": (units["scored"] > 0).sum(),
             "scores": units["scores"].sum(),
             "score_sum": units["score_sum"].sum(),
         }
