@@ -100,15 +100,16 @@ def status_at(size: int, model_path: Path) -> dict:
     }
 
 
-def copy_lag(model_path: Path, candidate_path: Path, work_dir: Path, seconds: int) -> dict:
-    """The mule's copy lag (p50, p99) on deploy/run-stack with PostgreSQL, an experiment running, under wrk."""
+def copy_lag(model_path: Path, work_dir: Path, seconds: int) -> dict:
+    """The mule's copy lag (p50, p99) on deploy/run-stack with PostgreSQL, under wrk, while an experiment runs
+    with a copy of the model as its candidate (as run.py's "recommend, an experiment running")."""
     from benchmarks.run import wrk  # run.py imports this module
 
     with scratch_database() as url:
         stack_url, stack = start_stack(model_path, work_dir, url)
         try:
             environ = stack_environ(model_path, work_dir, 0, url)
-            start = [sys.executable, "-m", "app.experiment", "start", str(candidate_path), "--skip-ranking-gate"]
+            start = [sys.executable, "-m", "app.experiment", "start", str(model_path)]
             subprocess.run(start, cwd=ROOT, env=environ, check=True, capture_output=True)
             time.sleep(3)  # every worker takes it up
             access = requests.post(f"{stack_url}/api/login", json={"session_password": PASSWORD}, timeout=10).json()
@@ -148,11 +149,10 @@ def probe_lags(stack_url: str, access: str, database_url: str, lags: list[float]
 
 
 def measure(model_path: Path, work_dir: Path, sizes: tuple[int, ...] = SIZES, lag_seconds: int = LAG_SECONDS) -> dict:
-    candidate_dir = work_dir / "candidate"
-    subprocess.run([sys.executable, "-m", "app.train", "--out-dir", str(candidate_dir), "--seed", "2"], cwd=ROOT,
-                   check=True, capture_output=True)  # fmt: skip
+    """Both parts; the copy lag only when lag_seconds is above 0."""
     report = {"status": {str(size): status_at(size, model_path) for size in sizes}}
-    report["copy_lag"] = copy_lag(model_path, candidate_dir / MODEL_FILE_NAME, work_dir, lag_seconds)
+    if lag_seconds > 0:
+        report["copy_lag"] = copy_lag(model_path, work_dir, lag_seconds)
     print_table(report)
     return report
 
@@ -164,7 +164,9 @@ def print_table(report: dict) -> None:
             f"{figures['recommendations']:15,d} {figures['load_seconds']:8.1f} {figures['status_ms']:10.1f} "
             f"{figures['status_command_seconds']:10.2f} {figures['status_command_peak_mib']:9.0f}"
         )
-    lag = report["copy_lag"]
+    lag = report.get("copy_lag")
+    if lag is None:
+        return
     print(f"copy lag with an experiment running, recommend at {lag['recommend']['requests_per_second']:.0f} req/s: "
           f"p50 {lag['p50_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms, max {lag['max_ms']:.0f} ms "
           f"({lag['probes']} probes)")  # fmt: skip
@@ -174,7 +176,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="the served model (default: one trained now)")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="recommendations per experiment")
-    parser.add_argument("--lag-seconds", type=int, default=LAG_SECONDS, help="how long to measure the copy lag")
+    parser.add_argument(
+        "--lag-seconds", type=int, default=LAG_SECONDS, help="how long to measure the copy lag (0: not)"
+    )
     parser.add_argument("--out", type=Path, help="also write the figures here, as JSON")
     args = parser.parse_args()
     from benchmarks.run import ensure_wrk  # run.py imports this module
