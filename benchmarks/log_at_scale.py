@@ -106,7 +106,7 @@ def copy_lag(model_path: Path, work_dir: Path, seconds: int) -> dict:
     from benchmarks.run import wrk  # run.py imports this module
 
     with scratch_database() as url:
-        stack_url, stack = start_stack(model_path, work_dir, url)
+        stack_url, stack = start_stack(model_path, work_dir, url, healthy_within=180)
         try:
             environ = stack_environ(model_path, work_dir, 0, url)
             start = [sys.executable, "-m", "app.experiment", "start", str(model_path)]
@@ -150,7 +150,10 @@ def probe_lags(stack_url: str, access: str, database_url: str, lags: list[float]
 
 def measure(model_path: Path, work_dir: Path, sizes: tuple[int, ...] = SIZES, lag_seconds: int = LAG_SECONDS) -> dict:
     """Both parts; the copy lag only when lag_seconds is above 0."""
-    report = {"status": {str(size): status_at(size, model_path) for size in sizes}}
+    report: dict = {"status": {}}
+    for size in sizes:
+        report["status"][str(size)] = figures = status_at(size, model_path)
+        print(f"status at {size:,d} recommendations: {json.dumps(figures)}", flush=True)
     if lag_seconds > 0:
         report["copy_lag"] = copy_lag(model_path, work_dir, lag_seconds)
     print_table(report)
