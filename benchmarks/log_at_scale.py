@@ -126,7 +126,7 @@ def copy_lag(model_path: Path, work_dir: Path, seconds: int) -> dict:
                 probe.join()
         finally:
             kill_group(stack)
-    quantiles = statistics.quantiles(lags, n=100)
+    quantiles = statistics.quantiles(lags, n=100, method="inclusive")
     return {"probes": len(lags), "p50_ms": quantiles[49] * 1000, "p99_ms": quantiles[98] * 1000,
             "max_ms": max(lags) * 1000, "recommend": load}  # fmt: skip
 
