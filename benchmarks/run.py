@@ -26,6 +26,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks import log_at_scale
 from benchmarks.experiment_start import experiment_command, recommend_during_a_start
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -325,6 +326,7 @@ def main() -> int:
         model_path = work_dir / "model" / "model.pkl"
         report = measure(model_path, work_dir, args.seconds)
         report["model"] = model_figures(model_path)
+        report["the log at scale"] = log_at_scale.measure(model_path, work_dir)
     if args.balancer_image:
         for label, figures in through_balancer(args.balancer_image, args.seconds).items():
             figures["ratio_to_get_root"] = (

@@ -1,6 +1,6 @@
 """What `status` says, and the guardrail that stops a candidate people like less.
 
-Both read the experiment's units from the log (units.py) and its statistics (analysis.py, sample_ratio.py).
+Both read the experiment's units from its running sums (units.py) and its statistics (analysis.py, sample_ratio.py).
 The guardrail runs in every replica's mule; the stop is one conditional update, so when several decide at
 once one of them stops it and logs the one ERROR line, which monitor-docker.py mails.
 """

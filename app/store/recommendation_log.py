@@ -20,8 +20,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateColumn
 
+from app.store import experiment_sums
 from app.store.journal import Journal
 from app.store.recommendation_ids import RecommendationIds
+from app.store.sums_from_log import sum_existing_log
 from app.store.tables import journal_offsets, metadata, recommendations, scores
 
 # SQLite: several uwsgi workers write at once (WAL, and wait for the lock rather than fail);
@@ -85,6 +87,7 @@ class RecommendationLog:
 
     def create_tables(self) -> None:
         """Create what is missing, and prove the database takes writes (a read-only file would not)."""
+        sum_existing_log(self.engine)
         metadata.create_all(self.engine)
         self._add_new_columns()
         with self.engine.connect() as connection, connection.begin() as transaction:
@@ -148,6 +151,7 @@ class RecommendationLog:
             self.journal.append({**row, "created_at": row["created_at"].isoformat()})
         else:
             with self.engine.begin() as connection:
+                experiment_sums.add_recommendations(connection, [row])
                 connection.execute(recommendations.insert(), [row])
         return row["id"]
 
@@ -159,10 +163,10 @@ class RecommendationLog:
                 offset = self._journal_offset(path.name)
                 rows, end = self.journal.read_from(path, offset)
                 if rows:
+                    copied_rows = [_from_journal(r) for r in rows]
                     with self.engine.begin() as connection:
-                        connection.execute(
-                            self._insert(recommendations).on_conflict_do_nothing(), [_from_journal(r) for r in rows]
-                        )
+                        experiment_sums.add_recommendations(connection, copied_rows)
+                        connection.execute(self._insert(recommendations).on_conflict_do_nothing(), copied_rows)
                         position = self._insert(journal_offsets).values(file=path.name, offset=end)
                         connection.execute(
                             position.on_conflict_do_update(
@@ -215,6 +219,8 @@ class RecommendationLog:
                 raise ScoreRejected("id", "no recommendation has this id")
             if movie not in recommended.titles:
                 raise ScoreRejected("movie", "not one of the titles recommended with this id")
+            if recommended.arm is not None:
+                experiment_sums.add_score(connection, recommendation_id=recommendation_id, movie=movie, score=score)
             statement = self._insert(scores).values(
                 recommendation_id=recommendation_id, movie=movie, score=score, scored_at=datetime.now(UTC)
             )

@@ -103,3 +103,38 @@ replicas = Table(
     Column("serving", JSON, nullable=False),
     Column("seen_at", DateTime(timezone=True), nullable=False),
 )
+# An experiment's running sums (app/store/experiment_sums.py), kept as its recommendations and scores arrive.
+# Per unit (the request's client, else the recommendation): what the squares and products of the arm's sums need.
+experiment_units = Table(
+    "experiment_units",
+    metadata,
+    Column("experiment_id", Integer, primary_key=True),
+    Column("arm", String(9), primary_key=True),
+    Column("unit", String(64), primary_key=True),
+    Column("recommendations", BigInteger, nullable=False),
+    Column("liked", BigInteger, nullable=False),
+    Column("scored", BigInteger, nullable=False),
+)
+# Per arm, in shards that `status` adds up (so that concurrent copies and scores seldom wait on one row): the
+# fields of app/experiment/analysis.py's Arm, by the same names.
+ARM_COUNTS = (
+    "units",
+    "liked",
+    "liked_squares",
+    "recommendations",
+    "recommendation_squares",
+    "liked_times_recommendations",
+    "shown",
+    "scored",
+    "scored_units",
+    "scores",
+)
+experiment_arm_sums = Table(
+    "experiment_arm_sums",
+    metadata,
+    Column("experiment_id", Integer, primary_key=True),
+    Column("arm", String(9), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    *(Column(name, BigInteger, nullable=False) for name in ARM_COUNTS),
+    Column("score_sum", Float, nullable=False),
+)

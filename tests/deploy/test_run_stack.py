@@ -59,7 +59,7 @@ def group_is_gone(process: subprocess.Popen) -> bool:
 
 
 def start_stack(
-    model_path: Path, work_dir: Path, database_url: str | None = None, **settings: str
+    model_path: Path, work_dir: Path, database_url: str | None = None, *, healthy_within: float = 60, **settings: str
 ) -> tuple[str, subprocess.Popen]:
     port = free_port()
     with (work_dir / "stack.log").open("a") as log:
@@ -71,7 +71,7 @@ def start_stack(
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    wait_until_healthy(url, process, seconds=60)
+    wait_until_healthy(url, process, seconds=healthy_within)
     return url, process
 
 

@@ -1,0 +1,151 @@
+"""An experiment's running sums: what app/experiment/analysis.py's Arm needs, kept as rows arrive.
+
+A unit is the request's client, else the recommendation itself; x is a unit's liked titles (scored 4 or 5,
+an unscored title counts as not liked), y its recommendations. Per unit the table keeps x, y and its scored
+recommendations; per arm it keeps the units, the sums of x, x^2, y, y^2 and x*y, the titles shown, the
+recommendations scored, the units with one scored (scored_units), the scores and their sum. Each change is
+made in the transaction that stores its row (the drain's copy of a journal, a recommendation recorded
+without one, a score), so the sums are exact and a crash cannot count a row twice: `status` and the
+guardrail read a few rows however long the log.
+
+A change to a unit's x or y changes x^2, y^2 and x*y by the difference of the squares (the unit's row
+returns its new values). Scoring a title again replaces the old score. An arm's sums are split over SHARDS
+rows, each transaction adding to one at random, so that copies and scores seldom wait on one another.
+Locks are taken in one order, the recommendation, then units sorted, then arm rows sorted, so that
+concurrent transactions cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, Engine, cast, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.store.tables import ARM_COUNTS, experiment_arm_sums, experiment_units, recommendations, scores
+
+SHARDS = 16
+SUMS = (*ARM_COUNTS, "score_sum")
+UNIT_SUMS = ("recommendations", "liked", "scored")
+# app/model/data.py's RELEVANT_RATING (the store may not import the model): a score this high is a liked title.
+LIKED_SCORE = 4
+# Rows per statement: within the bound parameters of both databases.
+CHUNK = 1000
+
+Key = tuple[int, str, str]  # (experiment id, arm, unit)
+ArmKey = tuple[int, str]  # (experiment id, arm)
+
+
+def add_recommendations(connection: Connection, rows: list[dict]) -> None:
+    """Count the recommendations of an experiment about to be inserted in this transaction (not those already in)."""
+    in_experiment = {row["id"]: row for row in rows if row.get("experiment_id") is not None}
+    if not in_experiment:
+        return
+    ids = list(in_experiment)
+    for start in range(0, len(ids), CHUNK):
+        present = select(recommendations.c.id).where(recommendations.c.id.in_(ids[start : start + CHUNK]))
+        for recommendation_id in connection.execute(present).scalars():
+            del in_experiment[recommendation_id]
+    added, shown = Counter(), Counter()
+    for row in in_experiment.values():
+        added[(row["experiment_id"], row["arm"], row["client"] or row["id"])] += 1
+        shown[(row["experiment_id"], row["arm"])] += len(row["titles"])
+    changes: dict[ArmKey, Counter] = defaultdict(Counter)
+    unit_changes = {key: (n, 0, 0) for key, n in added.items()}
+    for (experiment_id, arm, unit), (y, x, _) in _add_to_units(connection, unit_changes):
+        change, old_y = changes[(experiment_id, arm)], y - added[(experiment_id, arm, unit)]
+        change.update(
+            units=int(old_y == 0),
+            recommendations=y - old_y,
+            recommendation_squares=y * y - old_y * old_y,
+            liked_times_recommendations=x * (y - old_y),
+        )
+    for arm_key, titles in shown.items():
+        changes[arm_key]["shown"] += titles
+    _add_to_arms(connection, changes)
+
+
+def add_score(connection: Connection, *, recommendation_id: str, movie: str, score: float) -> None:
+    """Count a score about to be stored (or to replace the one stored) in this transaction."""
+    recommended = connection.execute(
+        select(recommendations.c.experiment_id, recommendations.c.arm, recommendations.c.client)
+        .where(recommendations.c.id == recommendation_id)
+        .with_for_update()  # one score of a recommendation at a time: each reads what the last one left
+    ).one()
+    if recommended.experiment_id is None:
+        return
+    given = dict(
+        connection.execute(
+            select(scores.c.movie, scores.c.score).where(scores.c.recommendation_id == recommendation_id)
+        ).all()
+    )
+    old = given.get(movie)
+    first = int(not given)  # the recommendation's first score
+    change = Counter(scored=first, scores=int(old is None), score_sum=score - (old or 0))
+    liked = _liked(score) - _liked(old)
+    arm_key = (recommended.experiment_id, recommended.arm)
+    if liked or first:
+        key = (*arm_key, recommended.client or recommendation_id)
+        ((_, (y, x, scored)),) = _add_to_units(connection, {key: (0, liked, first)})
+        old_x = x - liked
+        change.update(liked=liked, liked_squares=x * x - old_x * old_x, liked_times_recommendations=liked * y)
+        change["scored_units"] += int(first and scored == 1)  # the unit's first scored recommendation
+    _add_to_arms(connection, {arm_key: change})
+
+
+def arm_sums(engine: Engine, experiment_id: int) -> dict[str, dict[str, float]]:
+    """Each arm's sums (only arms with a recommendation), added up over its shards."""
+    query = (
+        select(
+            experiment_arm_sums.c.arm,
+            *(
+                cast(func.sum(experiment_arm_sums.c[name]), experiment_arm_sums.c[name].type).label(name)
+                for name in SUMS
+            ),
+        )
+        .where(experiment_arm_sums.c.experiment_id == experiment_id)
+        .group_by(experiment_arm_sums.c.arm)
+    )
+    with engine.connect() as connection:
+        return {row["arm"]: {name: row[name] for name in SUMS} for row in connection.execute(query).mappings()}
+
+
+def _liked(score: float | None) -> int:
+    return int(score is not None and score >= LIKED_SCORE)
+
+
+def _insert(connection: Connection):
+    return (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
+
+
+def _add_to_units(connection: Connection, changes: dict[Key, tuple[int, ...]]) -> Iterable[tuple[Key, tuple]]:
+    """Add (recommendations, liked, scored) to units, made when new; each unit's key and its new figures."""
+    keys = sorted(changes)
+    for start in range(0, len(keys), CHUNK):
+        values = [
+            {"experiment_id": key[0], "arm": key[1], "unit": key[2], **dict(zip(UNIT_SUMS, changes[key], strict=True))}
+            for key in keys[start : start + CHUNK]
+        ]
+        statement = _insert(connection)(experiment_units).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(experiment_units.primary_key),
+            set_={name: experiment_units.c[name] + statement.excluded[name] for name in UNIT_SUMS},
+        ).returning(*experiment_units.c)
+        for row in connection.execute(statement):
+            yield (row.experiment_id, row.arm, row.unit), (row.recommendations, row.liked, row.scored)
+
+
+def _add_to_arms(connection: Connection, changes: dict[ArmKey, Counter]) -> None:
+    """Add to each arm's sums, in one shard (the same for every arm of this transaction)."""
+    shard = random.randrange(SHARDS)
+    for (experiment_id, arm), change in sorted(changes.items()):
+        row = {"experiment_id": experiment_id, "arm": arm, "shard": shard, **{name: change[name] for name in SUMS}}
+        statement = _insert(connection)(experiment_arm_sums).values(row)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=list(experiment_arm_sums.primary_key),
+                set_={name: experiment_arm_sums.c[name] + statement.excluded[name] for name in SUMS},
+            )
+        )
