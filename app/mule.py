@@ -44,27 +44,31 @@ def attempt(step: str, action: Callable[..., Result], *arguments: object) -> tup
     return False, None
 
 
-def copy_forever(recommendation_log: RecommendationLog) -> None:
-    while True:
+def copy_forever(recommendation_log: RecommendationLog, stopped: threading.Event) -> None:
+    while not stopped.is_set():
         worked, _ = attempt("journal copy", recommendation_log.drain_journal)
-        time.sleep(DRAIN_INTERVAL_SECONDS if worked else RETRY_SECONDS)
+        stopped.wait(DRAIN_INTERVAL_SECONDS if worked else RETRY_SECONDS)
 
 
-def keep_experiment_forever(engine: Engine, directory: Path) -> None:
+def keep_experiment_forever(engine: Engine, directory: Path, stopped: threading.Event) -> None:
     """Publish the experiment's state for this replica's workers, and keep its guardrail."""
     next_guard = 0.0
-    while True:
+    while not stopped.is_set():
         worked, experiment = attempt("experiment publication", publish, engine, directory)
         if experiment is not None and time.monotonic() >= next_guard:
             guarded, _ = attempt("experiment guardrail", guard, engine, experiment)
             next_guard = time.monotonic() + (GUARD_INTERVAL_SECONDS if guarded else RETRY_SECONDS)
-        time.sleep(PUBLISH_INTERVAL_SECONDS if worked else RETRY_SECONDS)
+        stopped.wait(PUBLISH_INTERVAL_SECONDS if worked else RETRY_SECONDS)
 
 
-def work_forever(recommendation_log: RecommendationLog, experiment_dir: Path | None) -> None:
+def work_forever(
+    recommendation_log: RecommendationLog, experiment_dir: Path | None, stopped: threading.Event | None = None
+) -> None:
+    """The mule's work, until stopped is set (never, in a mule: uwsgi ends it)."""
+    stopped = stopped or threading.Event()
     if experiment_dir is not None:
         own_engine = make_engine(recommendation_log.engine.url.render_as_string(hide_password=False))
         threading.Thread(
-            target=keep_experiment_forever, args=(own_engine, experiment_dir), name="experiment", daemon=True
+            target=keep_experiment_forever, args=(own_engine, experiment_dir, stopped), name="experiment", daemon=True
         ).start()
-    copy_forever(recommendation_log)
+    copy_forever(recommendation_log, stopped)
