@@ -11,7 +11,9 @@ from flask import Flask
 
 from app import create_app, prepare_database
 from app.config import Settings
+from app.model.recommender import MODEL_FILE_NAME
 from app.store.recommendation_ids import RecommendationIds
+from app.store.recommendation_log import sqlite_url
 from tests.conftest import JWT_SECRET, PASSWORD
 
 ODD_IDS = {
@@ -31,12 +33,19 @@ ODD_IDS = {
 }
 
 
-@pytest.fixture(params=["database", "journal"])
-def app(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Flask:
+@pytest.fixture(scope="module", params=["database", "journal"])
+def app(request: pytest.FixtureRequest, synthetic_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Flask:
     """As main.py serves (straight to the database), and as a stack's worker does (a journal, ids that wait)."""
+    directory = tmp_path_factory.mktemp("odd-ids")
+    settings = Settings(
+        model_path=synthetic_model_dir / MODEL_FILE_NAME,
+        session_password=PASSWORD,
+        jwt_secret_key=JWT_SECRET,
+        database_url=sqlite_url(directory / "recommendations.sqlite3"),
+    )
     if request.param == "database":
         return create_app(settings)
-    app = create_app(replace(settings, journal_dir=tmp_path / "journal"))
+    app = create_app(replace(settings, journal_dir=directory / "journal"))
     prepare_database(app)
     return app
 
