@@ -13,8 +13,9 @@ is held across database I/O, which an outage can make long.
 
 A line that cannot be read (a fragment another process left, and the line glued
 to it) is set aside in QUARANTINE_NAME beside the journal, with its file and
-offset, and never stops the copy of the lines after it. It is set aside before
-the offset that moves past it is committed: a crash in between sets it aside twice.
+offset, and never stops the copy of the lines after it. It is set aside just
+before the offset that moves past it is committed: a crash in between sets it
+aside twice, never not at all.
 
 A writer holds a shared lock on its file for as long as it lives, and the kernel
 drops it however the writer ends: a drainer deletes a file only once it is copied
@@ -119,6 +120,8 @@ class Journal:
     def abandoned_tail(path: Path, offset: int) -> Line | None:
         """What follows offset in a file that no living writer holds and that does not end in a newline: a
         fragment no one will finish. None while its writer lives, or when offset is the end."""
+        if path.stat().st_size == offset:
+            return None
         with path.open("rb") as probe:
             try:
                 fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)

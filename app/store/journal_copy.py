@@ -20,6 +20,7 @@ from app.store.tables import journal_offsets, recommendations
 # before experiments, no experiment.
 DEFAULTS = {"explain": False, "client": None, "experiment_id": None, "arm": None}
 COLUMNS = frozenset(recommendations.columns.keys())
+SetAside = tuple[Line, str]  # a line that cannot be copied, and why
 
 
 class JournalCopy:
@@ -46,38 +47,42 @@ class JournalCopy:
             copied += self._copy_batch(path, lines, end)
             offset = end
         if (tail := self.journal.abandoned_tail(path, offset)) is not None:
-            self.journal.set_aside(path, tail, "a fragment its writer left unfinished")
             offset += len(tail[1])
             with self.engine.begin() as connection:
                 self._save_offset(connection, path.name, offset)
+                self.journal.set_aside(path, tail, "a fragment its writer left unfinished")
         self.journal.remove_if_finished(path, offset)
         return copied
 
     def _copy_batch(self, path: Path, lines: list[Line], end: int) -> int:
         rows: dict[Line, dict] = {}
+        unreadable: list[SetAside] = []
         for line in lines:
             try:
                 rows[line] = recommendation_row(line[1])
             except ValueError as error:
-                self.journal.set_aside(path, line, f"not a journaled recommendation: {error}")
+                unreadable.append((line, f"not a journaled recommendation: {error}"))
         with self.engine.begin() as connection:
-            inserted = self._insert_rows(connection, path, rows)
+            inserted, refused = self._insert_rows(connection, rows)
             # `inserted`: the recommendations this transaction adds (a line copied before is not among them).
             self._save_offset(connection, path.name, end)
+            # Once the database has taken the rest, just before the commit: an outage sets nothing aside twice.
+            for line, reason in unreadable + refused:
+                self.journal.set_aside(path, line, reason)
         return len(inserted)
 
-    def _insert_rows(self, connection: Connection, path: Path, rows: dict[Line, dict]) -> list[dict]:
-        """Insert the rows at once, or, when the database refuses one as data, each on its own, setting aside
-        those it refuses. The rows that were not there before."""
+    def _insert_rows(self, connection: Connection, rows: dict[Line, dict]) -> tuple[list[dict], list[SetAside]]:
+        """Insert the rows at once, or, when the database refuses one as data, each on its own: the rows that
+        were not there before, and the lines of those it refused."""
         if not rows:
-            return []
+            return [], []
         try:
             with connection.begin_nested():
-                return self._insert_new(connection, list(rows.values()))
+                return self._insert_new(connection, list(rows.values())), []
         except StatementError as error:
             if not refused_as_data(error):
                 raise
-        inserted = []
+        inserted, refused = [], []
         for line, row in rows.items():
             try:
                 with connection.begin_nested():
@@ -85,8 +90,8 @@ class JournalCopy:
             except StatementError as error:
                 if not refused_as_data(error):
                     raise
-                self.journal.set_aside(path, line, f"refused by the database: {str(error.orig or error)[:200]}")
-        return inserted
+                refused.append((line, f"refused by the database: {str(error.orig or error)[:200]}"))
+        return inserted, refused
 
     def _insert_new(self, connection: Connection, rows: list[dict]) -> list[dict]:
         """Insert the rows that are not there yet (copied before), and return them. The driver's own executemany:

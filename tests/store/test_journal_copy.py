@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from app.store import journal as journal_module
 from app.store.journal import BATCH_BYTES, BATCH_LINES, QUARANTINE_NAME, Journal, JournalUnwritable
 from app.store.recommendation_log import RecommendationLog, make_engine, recommendations
+from tests.relay import Relay, relayed_url
 
 TITLES = ["Heat (1995)", "Misérables, Les (1995)"]
 FRAGMENT = b'{"id":"torn'
@@ -169,3 +171,24 @@ def test_a_fragment_is_left_alone_while_its_writer_lives(journaled: Recommendati
     append_raw(journal_file(journaled), FRAGMENT)
     journaled.drain_journal()
     assert set_aside(journaled) == [] and journal_file(journaled).exists()
+
+
+@pytest.mark.service
+def test_a_bad_line_met_during_an_outage_is_set_aside_once_the_database_is_back(
+    empty_postgres: str, relay: Relay, tmp_path: Path
+) -> None:
+    store = RecommendationLog(make_engine(relayed_url(empty_postgres, relay)), Journal(tmp_path / "journal"))
+    store.create_tables()
+    first = record(store)
+    append_raw(journal_file(store), b"not JSON\n")
+    last = record(store)
+    relay.cut()
+    for _ in range(3):  # the mule tries again every second
+        with pytest.raises(OperationalError):
+            store.drain_journal()
+    assert set_aside(store) == []
+    relay.open()
+    assert store.drain_journal() == 2
+    assert stored_ids(store) == {first, last}
+    assert [entry["line"] for entry in set_aside(store)] == ["not JSON"]
+    store.engine.dispose()
