@@ -79,14 +79,40 @@ def test_the_build_runs_the_tests_and_the_accuracy_check_as_the_image_runs_them(
     assert f"""PYTEST_ADDOPTS='-p no:cacheprovider -m "{IMAGE_TESTS}"'""" in selection
 
 
-def test_in_every_stage_dependencies_install_before_the_code_is_copied() -> None:
-    stages = re.split(r"^FROM ", DOCKERFILE, flags=re.MULTILINE)[1:]
-    for stage in stages:
-        lines = stage.splitlines()
-        installs = [i for i, line in enumerate(lines) if "pip install" in line]
-        copies = [i for i, line in enumerate(lines) if line.startswith("COPY app/")]
-        if installs and copies:
-            assert max(installs) < min(copies), stage
+def stages() -> dict[str, tuple[str, list[str]]]:
+    """Each stage of the Dockerfile by name (the last, unnamed, as "final"): its base and its lines."""
+    found = {}
+    for block in re.split(r"^FROM ", DOCKERFILE, flags=re.MULTILINE)[1:]:
+        header, *lines = block.splitlines()
+        base, _, name = header.partition(" AS ")
+        found[name.strip() or "final"] = (base.strip(), lines)
+    return found
+
+
+def package_lines(lines: list[str]) -> list[int]:
+    """Where a stage brings the packages in: a pip install, or the builder's virtual environment copied."""
+    brought = ("pip install", "COPY --from=builder /opt/venv")
+    return [i for i, line in enumerate(lines) if any(way in line for way in brought)]
+
+
+def test_in_every_stage_the_packages_are_in_place_before_the_code_is_copied() -> None:
+    """So that a change to the code rebuilds no layer of packages: in each stage that copies app/, the packages
+    come first, from its own lines or from the stage it is built on."""
+    every_stage = stages()
+
+    def has_packages(name: str) -> bool:
+        base, lines = every_stage[name]
+        return bool(package_lines(lines)) or (base in every_stage and has_packages(base))
+
+    copying_code = 0
+    for name, (base, lines) in every_stage.items():
+        code = [i for i, line in enumerate(lines) if line.startswith("COPY app/")]
+        if not code:
+            continue
+        copying_code += 1
+        own = package_lines(lines)
+        assert (own and max(own) < min(code)) or (not own and base in every_stage and has_packages(base)), name
+    assert copying_code >= 2, "the Dockerfile copies the code in fewer stages than this test reads"
 
 
 def test_the_data_set_and_local_state_stay_out_of_the_build_context() -> None:

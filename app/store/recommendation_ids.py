@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 
 ID_LENGTH = 32
 SIGNED_LENGTH = 24
+# Exactly what new() makes: lowercase hex only (not the Unicode digits that int() and \d take).
+ID_PATTERN = r"^[0-9a-f]{32}$"
 KEY_PURPOSE = b"recommendation ids"
 
 
@@ -31,15 +34,13 @@ class RecommendationIds:
 
     def issued_at(self, recommendation_id: str) -> float | None:
         """When this service issued the id (seconds since the epoch); None for any other string."""
-        if len(recommendation_id) != ID_LENGTH:
+        if not re.fullmatch(ID_PATTERN, recommendation_id):
             return None
         signed, signature = recommendation_id[:SIGNED_LENGTH], recommendation_id[SIGNED_LENGTH:]
-        if not hmac.compare_digest(signature, self._signature(signed)):
+        # As bytes: compare_digest refuses a str that is not ASCII (a TypeError, not a mismatch).
+        if not hmac.compare_digest(signature.encode(), self._signature(signed).encode()):
             return None
-        try:
-            return int(signed[:12], 16) / 1000
-        except ValueError:  # a signature matched by chance (1 in 2**32)
-            return None
+        return int(signed[:12], 16) / 1000
 
     def _signature(self, signed: str) -> str:
         return hmac.new(self._key, signed.encode(), hashlib.sha256).hexdigest()[: ID_LENGTH - SIGNED_LENGTH]

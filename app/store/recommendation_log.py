@@ -22,6 +22,7 @@ from sqlalchemy.schema import CreateColumn
 
 from app.store import experiment_sums
 from app.store.journal import Journal
+from app.store.journal_copy import JournalCopy
 from app.store.recommendation_ids import RecommendationIds
 from app.store.sums_from_log import sum_existing_log
 from app.store.tables import journal_offsets, metadata, recommendations, scores
@@ -156,33 +157,8 @@ class RecommendationLog:
         return row["id"]
 
     def drain_journal(self) -> int:
-        """Copy the journal's new lines into the database; the number of recommendations copied."""
-        copied = 0
-        with self.journal.draining() as files:
-            for path in files:
-                offset = self._journal_offset(path.name)
-                rows, end = self.journal.read_from(path, offset)
-                if rows:
-                    copied_rows = [_from_journal(r) for r in rows]
-                    with self.engine.begin() as connection:
-                        experiment_sums.add_recommendations(connection, copied_rows)
-                        connection.execute(self._insert(recommendations).on_conflict_do_nothing(), copied_rows)
-                        position = self._insert(journal_offsets).values(file=path.name, offset=end)
-                        connection.execute(
-                            position.on_conflict_do_update(
-                                index_elements=[journal_offsets.c.file], set_={"offset": end}
-                            )
-                        )
-                    copied += len(rows)
-                self.journal.remove_if_finished(path, end)
-        return copied
-
-    def _journal_offset(self, file: str) -> int:
-        with self.engine.connect() as connection:
-            offset = connection.execute(
-                select(journal_offsets.c.offset).where(journal_offsets.c.file == file)
-            ).scalar_one_or_none()
-        return offset or 0
+        """Copy the journal's new lines into the database (app/store/journal_copy.py); the number copied."""
+        return JournalCopy(self.engine, self.journal, self._insert).drain()
 
     def record_score(self, *, recommendation_id: str, movie: str, score: float) -> str | None:
         """Store a score for a movie of a recommendation; scoring it again keeps the latest. The recommendation's
@@ -231,16 +207,3 @@ class RecommendationLog:
                 )
             )
         return recommended.arm
-
-
-def _from_journal(row: dict) -> dict:
-    # Lines journaled before reasons existed have no explain (none were shown); before client keys, no client;
-    # before experiments, no experiment.
-    return {
-        "explain": False,
-        "client": None,
-        "experiment_id": None,
-        "arm": None,
-        **row,
-        "created_at": datetime.fromisoformat(row["created_at"]),
-    }

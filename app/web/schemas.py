@@ -8,6 +8,7 @@ from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.model.recommender import GENDERS, MAX_AGE, MAX_RECS, MIN_AGE, OCCUPATIONS
+from app.store.recommendation_ids import ID_PATTERN
 from app.web.errors import APIError
 
 # Long enough for any title (ml-100k's longest is 81 characters) or password; short enough that no
@@ -44,7 +45,7 @@ class RecommendRequest(Strict):
 
 
 class ScoreRequest(Strict):
-    id: str = Field(max_length=MAX_TEXT, description="an id that /api/recommend returned")
+    id: str = Field(pattern=ID_PATTERN, description="an id that /api/recommend returned: 32 lowercase hex digits")
     movie: str = Field(max_length=MAX_TEXT, description="one of the titles returned with that id")
     score: float = Field(ge=1, le=5, allow_inf_nan=False, description="1 to 5, the ml-100k rating scale")
 
@@ -59,7 +60,7 @@ class TokenResponse(Strict):
 
 class RecommendResponse(Strict):
     recommendations: list[str]
-    id: str
+    id: str = Field(pattern=ID_PATTERN)
 
 
 class Reason(Strict):

@@ -71,7 +71,11 @@ def start_stack(
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    wait_until_healthy(url, process, seconds=healthy_within)
+    try:
+        wait_until_healthy(url, process, seconds=healthy_within)
+    except AssertionError:  # a stack that did not come up is not left running
+        kill_group(process)
+        raise
     return url, process
 
 

@@ -210,25 +210,44 @@ def settled_on_one_task(stack: Stack) -> bool:
     return len(stack.containers("api")) == 1
 
 
-def test_what_a_killed_task_journaled_reaches_the_database_after_its_slot_is_scaled_away(stack: Stack) -> None:
+# Which slot a scale-down removes is Swarm's choice: it removes the killed task's slot, unless its replacement
+# is running by then (seen in CI: slot 1 brought back, slot 2 removed). The set-up is tried again until it did.
+SCALE_DOWN_ATTEMPTS = 4
+
+
+def kill_a_task_and_scale_its_slot_away(stack: Stack) -> int:
+    """Kill a task and scale the service to one, until the one left is in another slot: how many tries it took."""
     service = f"{stack.name}_api"
-    with Traffic(stack.url, login(stack.url, PASSWORD), retry_after=True) as traffic:
-        time.sleep(3)
+    for attempt in range(1, SCALE_DOWN_ATTEMPTS + 1):
         victim = stack.containers("api")[0]
         victim_slot = task_slot(victim)
         docker("kill", victim)
         docker("service", "scale", "--detach", f"{service}=1")
         wait_until(lambda: settled_on_one_task(stack), 120, "Swarm scaling the service down to one task")
+        (survivor,) = stack.containers("api")
+        if task_slot(survivor) != victim_slot:
+            return attempt
+        docker("service", "scale", "--detach", f"{service}={REPLICAS}")
+        wait_until(stack.converged, 180, "the service back to its replicas")
+        time.sleep(2)
+    raise AssertionError(f"Swarm kept the killed task's slot {SCALE_DOWN_ATTEMPTS} times: the test shows nothing")
+
+
+def test_what_a_killed_task_journaled_reaches_the_database_after_its_slot_is_scaled_away(stack: Stack) -> None:
+    with Traffic(stack.url, login(stack.url, PASSWORD), retry_after=True) as traffic:
+        time.sleep(3)
+        tries = kill_a_task_and_scale_its_slot_away(stack)
         time.sleep(2)
     try:
-        (survivor,) = stack.containers("api")
-        assert task_slot(survivor) != victim_slot, "Swarm kept the killed task's slot: the test shows nothing"
         stack.assert_all_recorded(traffic)
         scored = score_each(stack, traffic.recommended)
-        report(f"kill then scale down to 1: client {traffic.report()}; every recommendation scored: {dict(scored)}")
+        report(
+            f"kill then scale down to 1 ({tries} tries): client {traffic.report()}; every recommendation scored: "
+            f"{dict(scored)}"
+        )
         assert set(scored) == {200}, scored
     finally:
-        docker("service", "scale", "--detach", f"{service}={REPLICAS}")
+        docker("service", "scale", "--detach", f"{stack.name}_api={REPLICAS}")
         wait_until(stack.converged, 180, "the service back to its replicas")
 
 

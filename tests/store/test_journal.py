@@ -24,10 +24,10 @@ def test_each_process_appends_whole_lines_to_a_file_of_its_own(tmp_path: Path) -
 def test_reading_stops_at_the_last_complete_line(tmp_path: Path) -> None:
     path = tmp_path / "1-1.jsonl"
     path.write_bytes(b'{"id": "a"}\n{"id": "b"}\n{"id": "c", "ti')
-    rows, end = Journal.read_from(path, 0)
-    assert [row["id"] for row in rows] == ["a", "b"]
+    lines, end = Journal.read_batch(path, 0)
+    assert lines == [(0, b'{"id": "a"}'), (12, b'{"id": "b"}')]
     assert end == len(b'{"id": "a"}\n{"id": "b"}\n')
-    assert Journal.read_from(path, end) == ([], end)
+    assert Journal.read_batch(path, end) == ([], end)
 
 
 WRITER = """

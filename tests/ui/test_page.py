@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy import create_engine, select
 
 from app.model.recommender import MODEL_FILE_NAME
 from app.store.recommendation_log import recommendations, scores, sqlite_url
+from tests.relay import Relay, relayed_url
 from tests.servers import PASSWORD, running_main
 
 CHROMIUM = "/usr/bin/chromium"
@@ -219,3 +221,90 @@ def test_the_page_loads_only_its_own_files(page: Page, server: tuple[str, str]) 
     page.reload()
     expect(page.locator("#password")).to_be_visible()
     assert requested and all(address.startswith(server[0]) for address in requested)
+
+
+@pytest.fixture
+def relayed_server(synthetic_model_dir: Path, tmp_path: Path, empty_postgres: str, relay: Relay) -> Iterator[str]:
+    """main.py on PostgreSQL through a relay (tests/relay.py) that the test cuts: a database outage."""
+    database = relayed_url(empty_postgres, relay)
+    with running_main(synthetic_model_dir / MODEL_FILE_NAME, database, tmp_path / "server.log") as (url, _):
+        yield url
+
+
+def stored_scores(database_url: str) -> dict[str, float]:
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(select(scores.c.movie, scores.c.score)).all()
+    engine.dispose()
+    return dict(rows)
+
+
+OUTAGE_SECONDS = 30
+
+
+@pytest.mark.service
+def test_scores_given_through_a_database_outage_are_all_saved_once_it_is_back(
+    browser: Browser, relayed_server: str, relay: Relay, empty_postgres: str
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{relayed_server}/ui/")
+    sign_in(page)
+    page.fill("#max-recs", "5")
+    page.click("#recommend")
+    items = page.locator("#recommendations li")
+    expect(items).to_have_count(5)
+    titles = [title.strip() for title in page.locator("#recommendations li .title").all_inner_texts()]
+
+    relay.cut()
+    cut_at = time.monotonic()
+    for index in range(5):
+        items.nth(index).locator(f'button[data-score="{index + 1}"]').click()
+        expect(items.nth(index).locator(".saved")).to_have_text(f"Waiting to be saved: {index + 1}/5")
+    expect(page.locator("#outbox")).to_have_text("5 scores waiting to be saved")
+    snapshot(page, "8-scores-waiting")
+    time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - cut_at)))
+    for index in range(5):  # still waiting, none dropped
+        expect(items.nth(index).locator(".saved")).to_have_text(f"Waiting to be saved: {index + 1}/5")
+    relay.open()
+
+    for index in range(5):
+        expect(items.nth(index).locator(".saved")).to_have_text(f"Saved: {index + 1}/5", timeout=30_000)
+    expect(page.locator("#outbox")).to_be_hidden()
+    snapshot(page, "9-scores-saved")
+    assert stored_scores(empty_postgres) == {title: float(index + 1) for index, title in enumerate(titles)}
+    assert page.evaluate("localStorage.getItem('recommender.outbox')") == "[]"
+    context.close()
+
+
+@pytest.mark.service
+def test_a_score_waiting_to_be_saved_outlives_a_reload(
+    browser: Browser, relayed_server: str, relay: Relay, empty_postgres: str
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{relayed_server}/ui/")
+    sign_in(page)
+    page.click("#recommend")
+    first = page.locator("#recommendations li").nth(0)
+    title = first.locator(".title").inner_text().strip()
+    relay.cut()
+    first.locator('button[data-score="3"]').click()
+    expect(first.locator(".saved")).to_have_text("Waiting to be saved: 3/5")
+    page.reload()
+    expect(page.locator("#outbox")).to_have_text("1 score waiting to be saved")
+    relay.open()
+    expect(page.locator("#outbox")).to_be_hidden(timeout=20_000)
+    assert stored_scores(empty_postgres) == {title: 3.0}
+    context.close()
+
+
+def test_a_score_the_service_refuses_leaves_the_outbox_and_says_why(page: Page) -> None:
+    sign_in(page)
+    page.click("#recommend")
+    first = page.locator("#recommendations li").nth(0)
+    page.route("**/api/recommend/score", lambda route: route.fulfill(status=400, json={"message": "movie: no"}))
+    first.locator('button[data-score="2"]').click()
+    expect(first.locator(".saved")).to_have_text("Not saved: movie: no")
+    expect(page.locator("#outbox")).to_be_hidden()
+    assert page.evaluate("localStorage.getItem('recommender.outbox')") == "[]"

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, g, jsonify
 
 from app.experiment.arms import Arms
 from app.model.recommender import JSON_SEPARATORS
+from app.store.journal import JournalUnwritable
 from app.store.recommendation_log import RecommendationLog, RecommendationPending, ScoreRejected
 from app.web.auth import require_token
 from app.web.errors import RETRY_AFTER, APIError
@@ -33,14 +34,18 @@ def recommend() -> dict | Response:
     g.model_version = model.version
     person = (asked.age, asked.gender, asked.occupation, asked.max_recs)
     titles = model.recommend(*person)
-    recommendation_log().record_recommendation(
-        **asked.model_dump(),
-        titles=titles,
-        model_version=model.version,
-        recommendation_id=recommendation_id,
-        experiment_id=choice.experiment_id,
-        arm=choice.arm,
-    )
+    try:
+        recommendation_log().record_recommendation(
+            **asked.model_dump(),
+            titles=titles,
+            model_version=model.version,
+            recommendation_id=recommendation_id,
+            experiment_id=choice.experiment_id,
+            arm=choice.arm,
+        )
+    except JournalUnwritable as error:  # a full disk: the answer was not recorded, so it is not given
+        current_app.logger.error("%s", error)
+        raise APIError("the service cannot record recommendations now; try again shortly", 503, RETRY_AFTER) from error
     RECOMMENDATIONS.labels(choice.arm or "none").inc()
     answer = RecommendResponse(recommendations=titles, id=recommendation_id).model_dump()
     if asked.explain:

@@ -101,6 +101,36 @@ function asWholeNumber(value) {
   return /^-?\d+$/.test(value.trim()) ? Number(value) : value;
 }
 
+// Each score control on the page, by recommendation id and title: the outbox (score-outbox.js) says how its
+// score fares, "waiting to be saved" until the service has stored it.
+const scoreControls = new Map();
+const scoreKey = (id, movie) => `${id}\n${movie}`;
+
+function showWaiting(count) {
+  const line = element("outbox");
+  line.textContent = count === 1 ? "1 score waiting to be saved" : `${count} scores waiting to be saved`;
+  line.hidden = count === 0;
+}
+
+scoreOutbox.onChange((score, state, message, waiting) => {
+  showWaiting(waiting);
+  const control = scoreControls.get(scoreKey(score.id, score.movie));
+  if (!control || (state !== "waiting" && control.item.dataset.score !== String(score.score))) {
+    return;  // not on the page any more, or scored again since
+  }
+  control.saved.dataset.state = state;
+  if (state === "waiting") {
+    control.item.dataset.score = String(score.score);
+    delete control.item.dataset.saved;
+    control.saved.textContent = `Waiting to be saved: ${score.score}/5`;
+  } else if (state === "stored") {
+    control.item.dataset.saved = String(score.score);
+    control.saved.textContent = `Saved: ${score.score}/5`;
+  } else {
+    control.saved.textContent = `Not saved: ${message}`;
+  }
+});
+
 function scoreButtons(recommendationId, title, item) {
   const group = document.createElement("div");
   group.className = "scores";
@@ -109,6 +139,7 @@ function scoreButtons(recommendationId, title, item) {
   const saved = document.createElement("span");
   saved.className = "saved";
   saved.setAttribute("aria-live", "polite");
+  scoreControls.set(scoreKey(recommendationId, title), { item, saved });
   for (let score = 1; score <= 5; score += 1) {
     const button = document.createElement("button");
     button.type = "button";
@@ -116,14 +147,12 @@ function scoreButtons(recommendationId, title, item) {
     button.dataset.score = String(score);
     button.setAttribute("aria-pressed", "false");
     button.setAttribute("aria-label", `${score} out of 5 for ${title}`);
-    button.addEventListener("click", () => handle(async () => {
-      await callApi("/api/recommend/score", { id: recommendationId, movie: title, score });
+    button.addEventListener("click", () => {
       for (const other of group.querySelectorAll("button")) {
         other.setAttribute("aria-pressed", String(other === button));
       }
-      saved.textContent = `Saved: ${score}/5`;
-      item.dataset.saved = String(score);
-    }));
+      scoreOutbox.add({ id: recommendationId, movie: title, score });
+    });
     group.append(button);
   }
   group.append(saved);
@@ -193,6 +222,8 @@ function setUp() {
 
   element("logout").addEventListener("click", () => signOut());
   showSignedIn(Boolean(sessionStorage.getItem(TOKEN_KEY)));
+  showWaiting(scoreOutbox.waiting().length);
+  scoreOutbox.flush();  // what an earlier visit left unsaved
 }
 
 document.addEventListener("DOMContentLoaded", setUp);
