@@ -23,22 +23,16 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 # Run as a script from anywhere: the project root holds the app package the pickle refers to.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np
-
 from app.model.recommender import ModelFileError, Recommender
-from app.training.metrics import ndcg_at_k
+from app.training.gate import GATE_DEPTH, Verdict, judge
 
 CHECK_PASSED, SCORE_TOO_LOW, UNUSABLE_INPUT = 0, 1, 2
-BOOTSTRAP_RESAMPLES = 10_000
-BOOTSTRAP_SEED = 0
-# One-sided 95%: the model must beat popularity in all but the worst 5% of resampled held-out populations.
-LOWER_PERCENTILE = 5
+POPULAR = "most rated 4+"
 
 
 def read_test_data(path: Path) -> tuple[list, list, float, dict]:
@@ -58,52 +52,17 @@ def read_test_data(path: Path) -> tuple[list, list, float, dict]:
     ranking = document.get("ranking")
     if not isinstance(ranking, dict) or not {"k", "users", "most_rated_4plus"} <= ranking.keys():
         raise ValueError(f"{path} has no ranking check (k, users, most_rated_4plus): retrain with python -m app.train")
+    if ranking["k"] != GATE_DEPTH:
+        raise ValueError(f"{path} ranks {ranking['k']} titles, the gate {GATE_DEPTH}: retrain with python -m app.train")
     return data, target, float(expected), ranking
 
 
-@dataclass(frozen=True)
-class GateResult:
-    model_ndcg: float
-    popular_ndcg: float
-    users: int
-    lower_bound: float  # LOWER_PERCENTILE of the bootstrapped mean of (model - popular) NDCG, per user
-
-    @property
-    def passed(self) -> bool:
-        return self.lower_bound > 0
-
-
-def ranking_gate(recommender: Recommender, ranking: dict) -> GateResult:
-    """NDCG@k of the model and of "most rated 4+" over the held-out users who rated anything 4 or 5, and the
-    lower bound of their paired difference."""
-    k = ranking["k"]
-    judged = [user for user in ranking["users"] if user["liked"]]
-    if not judged:
-        raise ValueError("the ranking check has no held-out user who rated anything 4 or 5")
-    liked = [set(user["liked"]) for user in judged]
-    model_lists = [recommender.recommend(user["age"], user["gender"], user["occupation"], k) for user in judged]
-    popular_lists = [ranking["most_rated_4plus"]] * len(judged)
-    model, popular = user_ndcg(model_lists, liked, k), user_ndcg(popular_lists, liked, k)
-    return GateResult(float(model.mean()), float(popular.mean()), len(judged), bootstrap_lower_bound(model - popular))
-
-
-def bootstrap_lower_bound(differences: np.ndarray) -> float:
-    """LOWER_PERCENTILE of the mean of differences over users drawn with replacement (a paired bootstrap: each
-    user's two scores stay together, so what users share cancels)."""
-    rows = np.random.RandomState(BOOTSTRAP_SEED).randint(len(differences), size=(BOOTSTRAP_RESAMPLES, len(differences)))
-    return float(np.percentile(differences[rows].mean(axis=1), LOWER_PERCENTILE))
-
-
-def user_ndcg(lists: list[list[str]], liked: list[set[str]], k: int) -> np.ndarray:
-    """Each user's NDCG@k of their list."""
-    if any(len(titles) < k for titles in lists):
-        raise ValueError(f"a ranked list holds fewer than {k} titles")
-    columns = {title: column for column, title in enumerate(set().union(*liked, *(titles[:k] for titles in lists)))}
-    relevant = np.zeros((len(liked), len(columns)), dtype=bool)
-    for row, titles in enumerate(liked):
-        relevant[row, [columns[title] for title in titles]] = True
-    top = np.array([[columns[title] for title in titles[:k]] for titles in lists])
-    return ndcg_at_k(top, relevant, k)
+def ranking_gate(recommender: Recommender, ranking: dict) -> Verdict:
+    """The model's lists for the held-out users, as the service answers them, against "most rated 4+"."""
+    users = ranking["users"]
+    model_lists = [recommender.recommend(user["age"], user["gender"], user["occupation"], GATE_DEPTH) for user in users]
+    popular_lists = [ranking["most_rated_4plus"]] * len(users)
+    return judge(model_lists, popular_lists, [set(user["liked"]) for user in users])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         failed = True
     else:
         print(f"accuracy check passed: R^2 {score:.6f}, expected {expected:.6f} (tolerance {args.error_tolerance:g})")
-    comparison = (
-        f"NDCG@{ranking['k']} {gate.model_ndcg:.4f} against {gate.popular_ndcg:.4f} for most rated 4+, "
-        f"on {gate.users} held-out users; bootstrap {LOWER_PERCENTILE}th percentile of the difference "
-        f"{gate.lower_bound:+.4f}"
-    )
+    comparison = gate.describe(POPULAR)
     if not gate.passed:
         verdict = "IGNORED (--skip-ranking-gate)" if args.skip_ranking_gate else "FAILED"
         print(f"ranking gate {verdict}: {comparison}: the model is no better than popularity", file=sys.stderr)
