@@ -5,7 +5,7 @@ import json
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import joblib
@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 
 import app.training.train as training_module
-from app.model.data import Dataset
+from app.model.data import Dataset, load_dataset
 from app.model.forest import RelevanceForest
 from app.model.recommender import MODEL_FILE_NAME, Recommender
+from app.store.recommendation_log import RecommendationLog, make_engine, sqlite_url
 from app.training.gate import Verdict
+from app.training.metrics import split_users
 from app.training.train import TEST_DATA_FILE_NAME, train
 from tests.experiment.candidates import reversed_candidate
 from tests.run_accuracy_tests import ranking_gate, read_test_data
@@ -215,3 +217,58 @@ def test_a_missing_file_or_one_that_is_not_a_model_is_one_clear_line(
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def scored_live_log(
+    database: str, served: Recommender, people: pd.DataFrame, score: Callable[[int, str], int | None]
+) -> int:
+    """A live log as the service writes it: each person asks once for 10 titles, and scores those that score(user,
+    title) gives a score for. The scores written."""
+    log = RecommendationLog(make_engine(database))
+    log.create_tables()
+    written = 0
+    for user in people.itertuples():
+        titles = served.recommend(int(user.age), user.gender, user.occupation)
+        recommendation = log.record_recommendation(
+            age=int(user.age), gender=user.gender, occupation=user.occupation, max_recs=10, titles=titles,
+            model_version=served.version,
+        )  # fmt: skip
+        for title in titles:
+            given = score(user.Index, title)
+            if given is not None:
+                log.record_score(recommendation_id=recommendation, movie=title, score=given)
+                written += 1
+    log.engine.dispose()
+    return written
+
+
+@pytest.mark.dataset
+def test_a_model_retrained_with_a_few_hundred_live_scores_passes(
+    real_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three small logs of the kind the README's cycle reads: people of ml-100k's training users scoring the shown
+    titles they rated with their own rating, random scores, and one segment that loves comedies and nothing else."""
+    reduced_forest(monkeypatch)
+    train(real_data_dir, tmp_path / "served", 1)
+    served = Recommender.load(tmp_path / "served" / MODEL_FILE_NAME)
+    dataset = load_dataset(real_data_dir)
+    training_users, _ = split_users(dataset.users.index, seed=1, held_out_share=training_module.TEST_USER_SHARE)
+    people = dataset.users.loc[training_users]
+    rated = dataset.ratings.assign(title=dataset.movies["title"].loc[dataset.ratings["movie_id"]].to_numpy())
+    own = rated.set_index(["user_id", "title"])["rating"].to_dict()
+    comedies = set(dataset.movies.loc[dataset.movies["Comedy"] == 1, "title"])
+    rng = np.random.RandomState(0)
+    logs = {
+        "own ratings": (people.sample(200, random_state=1), lambda user, title: own.get((user, title))),
+        "random scores": (people.sample(40, random_state=2), lambda user, title: int(rng.randint(1, 6))),
+        "comedy lovers": (
+            people[(people["gender"] == "F") & people["age"].between(25, 34)],
+            lambda user, title: 5 if title in comedies else 1,
+        ),
+    }
+    for name, (who, score) in logs.items():
+        database = sqlite_url(tmp_path / f"{name}.sqlite3")
+        assert 200 <= scored_live_log(database, served, who, score) <= 800, name
+        train(real_data_dir, tmp_path / name, 1, feedback_db=database)
+        result = run_check(tmp_path / name / MODEL_FILE_NAME, tmp_path / name / TEST_DATA_FILE_NAME)
+        assert result.returncode == 0, (name, result.stdout, result.stderr)
