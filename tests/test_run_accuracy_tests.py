@@ -30,7 +30,7 @@ SCRIPT = Path(__file__).parent / "run_accuracy_tests.py"
 REDUCED_FOREST = {"n_estimators": 10, "pool_size": 150}
 GATE_SEEDS = range(1, 11)
 FIT = RelevanceForest.fit
-NO_USERS = '"ranking": {"k": 10, "users": [], "most_rated_4plus": []}}'
+NO_USERS = '"ranking": {"k": 10, "users": [], "most_rated_4plus": [], "pool_positive_share": []}}'
 UNKNOWN_MOVIE = '{"data": [[30, "M", "writer", 999999]], "target": [1], "expected_score": 0.1, ' + NO_USERS
 
 
@@ -104,21 +104,30 @@ def test_a_model_serving_the_popular_list_to_everyone_fails_the_gate(synthetic_m
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith("ranking gate FAILED: NDCG@10 ")
-    assert line.endswith(": the model is no better than popularity")
+    assert line.endswith(": the lists are those of most rated 4+")
     # It ties popularity exactly: the bootstrap of a zero difference is zero, not above it.
     assert "bootstrap 5th percentile of the difference +0.0000" in line
 
 
 def test_a_model_that_ranks_below_popularity_fails_the_gate(synthetic_model_dir: Path, tmp_path: Path) -> None:
-    """The same model against a popularity list that happens to be each held-out user's own likes."""
+    """The same model, on one held-out user and their rows, against a popularity list that happens to be their own
+    likes and a popularity that scores their likes 1 and the rest 0."""
     test_data = json.loads((synthetic_model_dir / TEST_DATA_FILE_NAME).read_text())
-    (user,) = [user for user in test_data["ranking"]["users"] if user["liked"]][:1]
-    test_data["ranking"]["users"] = [user]
-    test_data["ranking"]["most_rated_4plus"] = user["liked"]
+    ranking = test_data["ranking"]
+    person = next(index for index, user in enumerate(ranking["users"]) if user["liked"] and user["disliked"])
+    user, pool = ranking["users"][person], len(ranking["pool_positive_share"])
+    rows = slice(person * pool, (person + 1) * pool)
+    test_data["data"], test_data["target"] = test_data["data"][rows], test_data["target"][rows]
+    ranking["users"], ranking["most_rated_4plus"], ranking["pool_positive_share"] = (
+        [user],
+        user["liked"],
+        test_data["target"],
+    )
     (tmp_path / "popular.json").write_text(json.dumps(test_data))
     result = run_check(synthetic_model_dir / MODEL_FILE_NAME, tmp_path / "popular.json")
     assert result.returncode == 1
     assert "ranking gate FAILED: NDCG@10" in result.stderr
+    assert "taste gate FAILED: AUC among rated titles" in result.stderr
 
 
 def test_a_model_serving_each_ranking_reversed_fails_the_gate(synthetic_model_dir: Path, tmp_path: Path) -> None:
@@ -262,7 +271,7 @@ def test_a_model_retrained_with_a_few_hundred_live_scores_passes(
         "own ratings": (people.sample(200, random_state=1), lambda user, title: own.get((user, title))),
         "random scores": (people.sample(40, random_state=2), lambda user, title: int(rng.randint(1, 6))),
         "comedy lovers": (
-            people[(people["gender"] == "F") & people["age"].between(25, 34)],
+            people[(people["gender"] == "F") & people["age"].between(25, 34)].head(40),
             lambda user, title: 5 if title in comedies else 1,
         ),
     }
