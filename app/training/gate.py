@@ -11,6 +11,9 @@ paired per person. The candidate passes when both hold:
   bound of the mean difference (candidate minus reference; the 5th percentile of a paired bootstrap over the
   people, seeded so that a model always gets the same verdict) is above minus that margin;
 - it is not the reference: some person's list differs from the reference's.
+`judge_taste` applies the same rule to another figure per person: the AUC of scores among the titles they rated
+(liked against the rest), which the build gate asks of the forest's scores, since a forest that learned only what
+people watch can tie popularity's top 10 (README: the forest on shuffled targets at seed 8).
 
 Why not "better than the reference": on ml-100k the served forest beats "most rated 4+" by about 5% on average
 (README, "Evaluation"), but the held-out people of one split are too few to see it every time: at training
