@@ -268,7 +268,7 @@ def test_a_model_retrained_with_a_few_hundred_live_scores_passes(
     comedies = set(dataset.movies.loc[dataset.movies["Comedy"] == 1, "title"])
     rng = np.random.RandomState(0)
     logs = {
-        "own ratings": (people.sample(200, random_state=1), lambda user, title: own.get((user, title))),
+        "own ratings": (people.sample(80, random_state=1), lambda user, title: own.get((user, title))),
         "random scores": (people.sample(40, random_state=2), lambda user, title: int(rng.randint(1, 6))),
         "comedy lovers": (
             people[(people["gender"] == "F") & people["age"].between(25, 34)].head(40),
