@@ -27,7 +27,7 @@ SYNTHETIC_MOVIES = 30
 DUPLICATE_MOVIE_ID, ORIGINAL_MOVIE_ID = 30, 5
 ACCENTED_TITLE = "Misérables, Les (1995)"
 AGES = (15, 22, 30, 40, 47, 52, 60)
-# Enough ratings per user that the few held-out users' (8) NDCG clearly separates the model, which finds the
+# Enough ratings per user that the few held-out users' (17) NDCG clearly separates the model, which finds the
 # gender signal, from popularity: the accuracy gate's bootstrap must see it through their noise.
 RATINGS_PER_USER = 16
 
