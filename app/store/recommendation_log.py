@@ -128,6 +128,7 @@ class RecommendationLog:
         recommendation_id: str | None = None,
         experiment_id: int | None = None,
         arm: str | None = None,
+        rated: list[dict] | None = None,
     ) -> str:
         """Store one answer of /api/recommend and return its id (a new one unless given, from ids.new())."""
         row = {
@@ -141,6 +142,7 @@ class RecommendationLog:
             "client": client,
             "experiment_id": experiment_id,
             "arm": arm,
+            "rated": rated,
             "titles": titles,
             "model_version": model_version,
         }
@@ -229,12 +231,13 @@ class RecommendationLog:
 
 def _from_journal(row: dict) -> dict:
     # Lines journaled before reasons existed have no explain (none were shown); before client keys, no client;
-    # before experiments, no experiment.
+    # before experiments, no experiment; before warm start, no rated.
     return {
         "explain": False,
         "client": None,
         "experiment_id": None,
         "arm": None,
+        "rated": None,
         **row,
         "created_at": datetime.fromisoformat(row["created_at"]),
     }

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.metrics import r2_score
 from sqlalchemy.exc import OperationalError
 from tqdm import tqdm
@@ -26,7 +25,7 @@ from app.model.data import DataError, Dataset, ensure_dataset, load_dataset
 from app.model.features import People, feature_names, rating_matrices
 from app.model.forest import RelevanceForest
 from app.training.baselines import ItemMeanRating, all_baselines
-from app.training.metrics import HELD_OUT_SHARE, coverage, ndcg_at_k, precision_at_k, recall_at_k, split_users
+from app.training.metrics import corrected_interval, coverage, ndcg_at_k, precision_at_k, recall_at_k, split_users
 from app.training.online import MIN_SEGMENT_SCORES, read_log, summarise_online
 from app.training.report import online_markdown, plot_curves, plot_feature_importances, plot_online, write_markdown
 
@@ -114,19 +113,6 @@ def _paired_ratios(per_seed: list[dict[str, dict]], baseline: str, metric: str) 
     """The model's metric over the baseline's, per seed, with their mean and lowest."""
     ratios = np.array([seed[MODEL_NAME][metric] / seed[baseline][metric] for seed in per_seed])
     return {"per_seed": ratios.tolist(), "mean": float(ratios.mean()), "min": float(ratios.min())}
-
-
-def corrected_interval(values: np.ndarray, held_out_share: float = HELD_OUT_SHARE) -> list[float] | None:
-    """The 95% interval of the mean of values, one per split, by the corrected resampled t-test of Nadeau and
-    Bengio ("Inference for the Generalization Error", Machine Learning 52, 239-281, 2003). The splits are not
-    independent: any two share most of their training users, so the variance of the mean of J splits is not
-    s^2 / J but about s^2 (1/J + n_test/n_train). None for a single split, whose spread is unknown."""
-    splits = len(values)
-    if splits < 2:
-        return None
-    variance = values.var(ddof=1) * (1 / splits + held_out_share / (1 - held_out_share))
-    half_width = stats.t.ppf(0.975, splits - 1) * np.sqrt(variance)
-    return [float(values.mean() - half_width), float(values.mean() + half_width)]
 
 
 def evaluate(
