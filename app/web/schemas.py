@@ -32,7 +32,9 @@ class LoginRequest(Strict):
 
 
 class RatedTitle(Strict):
-    """A title the person has scored. The catalogue is the serving model's: parse_body's context names it."""
+    """A title the person has scored: one of the catalogue's, as /api/recommend answers it (else a 400)."""
+
+    # The catalogue is the serving model's: parse_body's context names it.
 
     movie: str = Field(max_length=MAX_TEXT, description="a title as /api/recommend answers it")
     score: float = Field(ge=1, le=5, allow_inf_nan=False, description="1 to 5, the ml-100k rating scale")
@@ -63,7 +65,8 @@ class RecommendRequest(Strict):
         default=None,
         max_length=MAX_RATED,
         description="the titles this person has scored so far (the page sends those of its session), each once: "
-        "the ranking uses them, and none of them is recommended again",
+        "the ranking uses them, and none of them is recommended again. A title outside the catalogue, or given "
+        "twice, is a 400 naming it",
     )
 
     @field_validator("rated")
