@@ -25,6 +25,8 @@ METHODS = (WARM, COLD, SESSION_BASELINE)
 # The session baseline's weight of the neighbours against popularity, both z-scored (MODEL-NOTES: best 1-2).
 NEIGHBOUR_WEIGHT = 1.0
 K = 10
+# The build's warm check (test_data.json): the model with this many random scores against the cold model.
+GATE_REVEALED = 5
 
 
 def evaluate_warm_split(model: RelevanceForest, training: Dataset, held_out: Dataset, seed: int) -> dict:
@@ -103,3 +105,22 @@ def summarise_warm(per_seed: list[dict]) -> dict:
             row["users"] = int(np.mean([cell["users"] for cell in cells]))
             summary[way][k] = row
     return summary
+
+
+def warm_check(held_out: Dataset, seed: int, revealed: int = GATE_REVEALED) -> dict:
+    """What the build's warm check ranks (test_data.json's "warm"): each held-out user's demographics, `revealed`
+    of their ratings at random as rated, and the titles they rated 4 or 5 among the rest."""
+    titles = held_out.movies["title"].to_numpy()
+    scores, times = score_matrix(held_out.ratings, held_out.users.index, held_out.movies.index)
+    sizes, at_random = np.full(len(scores), revealed), np.ones(len(scores), dtype=bool)
+    shown = reveal(scores, times, sizes, at_random, np.random.RandomState(seed))
+    users = []
+    for row, user in enumerate(held_out.users.itertuples()):
+        given = np.flatnonzero(shown[row])
+        rest = np.flatnonzero((scores[row] >= RELEVANT_RATING) & (shown[row] == 0))
+        users.append({
+            "age": int(user.age), "gender": user.gender, "occupation": user.occupation,
+            "rated": [{"movie": titles[movie], "score": float(shown[row, movie])} for movie in given],
+            "liked": sorted(titles[rest].tolist()),
+        })  # fmt: skip
+    return {"revealed": revealed, "users": users}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from app.model.forest import RelevanceForest
 from app.model.session import reveal, score_matrix
 from app.training.baselines import MostPositive
 from app.training.evaluate import evaluate, split_datasets
+from app.training.metrics import split_users
+from app.training.train import TEST_DATA_FILE_NAME, TEST_USER_SHARE
 from app.training.warm_evaluation import COLD, SESSION_BASELINE, WARM, SessionBaseline, cold_top, warm_top
 from app.training.warm_report import PLOT_FILE_NAME
 
@@ -93,3 +96,22 @@ def test_the_warm_table_reports_each_seeds_paired_ratios(synthetic_data_dir: Pat
     assert "Revealed at random:" in table and "Revealed first by time:" in table
     assert table.count("\n| 10 | ") == 2
     assert (tmp_path / PLOT_FILE_NAME).read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_test_data_carries_five_of_each_held_out_users_own_scores_and_the_rest_they_liked(
+    synthetic_data_dir: Path, synthetic_model_dir: Path
+) -> None:
+    """Recounted from the raw files: a title listed under two ids is one movie, the later rating wins."""
+    warm = json.loads((synthetic_model_dir / TEST_DATA_FILE_NAME).read_text())["warm"]
+    items = pd.read_csv(synthetic_data_dir / "u.item", sep="|", header=None, encoding="latin-1")
+    ratings = pd.read_csv(synthetic_data_dir / "u.data", sep="\t", names=["user", "item", "rating", "timestamp"])
+    ratings = ratings.assign(title=ratings["item"].map(items.set_index(0)[1])).sort_values("timestamp")
+    ratings = ratings.drop_duplicates(["user", "title"], keep="last")
+    users = pd.read_csv(synthetic_data_dir / "u.user", sep="|", header=None)[0]
+    _, held_out = split_users(pd.Index(users), seed=1, held_out_share=TEST_USER_SHARE)
+    assert warm["revealed"] == 5 and len(warm["users"]) == len(held_out)
+    for user, entry in zip(held_out, warm["users"], strict=True):
+        own = ratings[ratings["user"] == user].set_index("title")["rating"]
+        rated = {given["movie"]: given["score"] for given in entry["rated"]}
+        assert len(rated) == 5 and all(own[title] == score for title, score in rated.items())
+        assert entry["liked"] == sorted(set(own[own >= 4].index) - set(rated))
