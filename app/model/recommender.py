@@ -103,6 +103,16 @@ class Recommender:
             return list(self._answer(self._titles, age, gender, occupation, max_recs))
         return self._rated_answer(age, gender, occupation, max_recs, rated)[0]
 
+    def recommend_with_reasons_json(
+        self, age: int, gender: str, occupation: str, max_recs: int = 10, rated: Mapping[str, float] | None = None
+    ) -> tuple[list[str], str]:
+        """recommend() and reasons_json() at once: with rated, the person's ranking is computed once."""
+        if not rated:
+            person = (age, gender, occupation, max_recs)
+            return self.recommend(*person), self.reasons_json(*person)
+        titles, reasons = self._rated_answer(age, gender, occupation, max_recs, rated)
+        return titles, json.dumps(reasons, separators=JSON_SEPARATORS)
+
     def reasons(
         self, age: int, gender: str, occupation: str, max_recs: int = 10, rated: Mapping[str, float] | None = None
     ) -> list[dict]:
@@ -120,7 +130,7 @@ class Recommender:
         if not rated:
             indices = self._answer(self._reason_indices, age, gender, occupation, max_recs)
             return f"[{','.join([self._reasons_json[index] for index in indices.tolist()])}]"
-        return json.dumps(self.reasons(age, gender, occupation, max_recs, rated), separators=JSON_SEPARATORS)
+        return self.recommend_with_reasons_json(age, gender, occupation, max_recs, rated)[1]
 
     def _rated_answer(
         self, age: int, gender: str, occupation: str, max_recs: int, rated: Mapping[str, float]

@@ -59,7 +59,12 @@ class WarmForest:
         """Relevance of each pool movie (sessions x pool) for sessions that gave scores[s, i] (0: none) to catalogue
         position positions[i]; cold_relevance is sessions x pool."""
         rows = session_features(scores, self.neighbours_.rows(positions), cold_relevance)
-        return self.forest_.predict(rows).reshape(cold_relevance.shape)
+        # The forest's predict() in the same order of sums, without its checks and thread pool per call: for one
+        # request's 300 rows these took 6.5 ms of CPU, the trees' own work 2 ms (measured under load).
+        total = np.zeros(len(rows))
+        for tree in self.forest_.estimators_:
+            total += tree.tree_.predict(rows).reshape(len(rows))
+        return (total / len(self.forest_.estimators_)).reshape(cold_relevance.shape)
 
 
 def out_of_bag_relevance(forest: RandomForestRegressor, user_order: np.ndarray, pool_size: int) -> np.ndarray:

@@ -33,7 +33,10 @@ def recommend() -> dict | Response:
     model = choice.model
     g.model_version = model.version
     person = (asked.age, asked.gender, asked.occupation, asked.max_recs)
-    titles = model.recommend(*person, rated=rated)
+    if asked.explain:
+        titles, reasons_json = model.recommend_with_reasons_json(*person, rated=rated)
+    else:
+        titles = model.recommend(*person, rated=rated)
     recommendation_log().record_recommendation(
         **asked.model_dump(),
         titles=titles,
@@ -45,7 +48,7 @@ def recommend() -> dict | Response:
     RECOMMENDATIONS.labels(choice.arm or "none").inc()
     answer = RecommendResponse(recommendations=titles, id=recommendation_id).model_dump()
     if asked.explain:
-        return with_reasons(answer, model.reasons_json(*person, rated=rated))
+        return with_reasons(answer, reasons_json)
     return answer
 
 
