@@ -14,11 +14,10 @@ from tests.model.test_reasons import genres_by_title, recommender, training_rati
 FROM_SCORES = "people who gave "
 
 
-def expected_reason(ratings: pd.DataFrame, rated: dict[str, float], title: str) -> tuple[float, str, int] | None:
+def expected_reason(liked_by: pd.Series, everyone: int, rated: dict[str, float], title: str) -> tuple | None:
     """(share, liked title, its likers) of the liked title that makes this one likeliest, as the raw files count
-    it; None when no liked title makes it likelier than among everyone."""
-    liked_by = ratings[ratings["rating"] >= 4].groupby("title")["user"].agg(set)
-    everyone = ratings["user"].nunique()
+    it (liked_by: the users who gave each title 4 or 5, of everyone); None when no liked title makes it likelier
+    than among everyone."""
     best = None, len(liked_by.get(title, set())) / everyone
     for given, score in rated.items():
         likers = liked_by.get(given, set())
@@ -37,6 +36,8 @@ def test_a_title_chosen_for_the_persons_scores_says_so_with_exact_counts(
     genres_by_title: dict,  # noqa: F811
 ) -> None:
     rng = np.random.RandomState(11)
+    liked_by = training_ratings[training_ratings["rating"] >= 4].groupby("title")["user"].agg(set)
+    everyone = training_ratings["user"].nunique()
     titles = sorted(training_ratings["title"].value_counts().index[:400])
     cited = 0
     for _ in range(12):
@@ -45,7 +46,7 @@ def test_a_title_chosen_for_the_persons_scores_says_so_with_exact_counts(
         rated = {str(title): float(rng.randint(1, 6)) for title in picked}
         answer = recommender.recommend(*person, 20, rated=rated)
         for title, reason in zip(answer, recommender.reasons(*person, 20, rated=rated), strict=True):
-            expected = expected_reason(training_ratings, rated, title)
+            expected = expected_reason(liked_by, everyone, rated, title)
             if expected is None:
                 assert not reason["segment"].startswith(FROM_SCORES), (person, rated, title)
                 continue
