@@ -6,7 +6,9 @@ rated movies. Since the whole request space is small (ages 1-120 x M/F/O x 21
 occupations), fitting also ranks the pool for every person once, so serving a
 recommendation is a table lookup. It also counts, for every person and pool
 movie, how people like them rated it: the reasons given with a recommendation
-(each person counted once, however much their rows weigh in the forest).
+(each person counted once, however much their rows weigh in the forest). With warm_start, it also fits the
+warm forest (app.model.warm) that re-ranks the pool for a person who has scored some titles, and keeps every
+person's pool relevance for it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from tqdm import tqdm
 from app.model.data import GENDERS, OCCUPATIONS, RELEVANT_RATING, Dataset
 from app.model.features import MODEL_GENDERS, DemographicStats, People, rating_matrices
 from app.model.reasons import ReasonTable
+from app.model.warm import WarmForest, out_of_bag_relevance
+from app.model.warm_reasons import CoLikes
 
 MIN_AGE, MAX_AGE = 1, 120
 MAX_RECS = 100
@@ -42,6 +46,7 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         max_features: float = 0.33,
         max_samples: float = 0.5,
         random_state: int = 0,
+        warm_start: bool = True,
         n_jobs: int | None = -1,
         progress: bool = False,
     ) -> None:
@@ -52,6 +57,7 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         self.max_features = max_features
         self.max_samples = max_samples
         self.random_state = random_state
+        self.warm_start = warm_start
         self.n_jobs = n_jobs
         self.progress = progress
 
@@ -61,7 +67,7 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         self.movie_ids_ = dataset.movies.index.to_numpy()
         self.titles_ = dataset.movies["title"].to_numpy(dtype=object)
         self.pool_ = self._pick_pool(dataset)
-        features, target = self._training_rows(dataset)
+        features, target, row_users = self._training_rows(dataset)
         self.forest_ = RandomForestRegressor(
             n_estimators=self.n_estimators,
             min_samples_leaf=self.min_samples_leaf,
@@ -69,6 +75,7 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
             max_samples=self.max_samples,
             random_state=self.random_state,
             n_jobs=self.n_jobs,
+            oob_score=self.warm_start,  # the warm forest learns from out-of-bag relevance; the trees are the same
         ).fit(features, target)
         # Threads add up the trees' predictions in varying order, which changes the last bits
         # of a score and can flip near-ties: predict in one thread, so a seed gives one model.
@@ -76,6 +83,12 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         self.stats_ = DemographicStats(dataset.users, dataset.ratings, dataset.movies)
         self.rankings_ = self._rank_request_space()
         self.reasons_ = ReasonTable(dataset if people is None else people, self.pool_)
+        if self.warm_start:
+            cold_relevance = out_of_bag_relevance(self.forest_, row_users, len(self.pool_))
+            del self.forest_.oob_prediction_  # as large as the training rows, and of no use once read
+            self.warm_ = WarmForest(n_folds=self.n_folds, random_state=self.random_state, n_jobs=self.n_jobs)
+            self.warm_.fit(dataset, self.pool_, cold_relevance)
+            self.co_likes_ = CoLikes(dataset if people is None else people, self.pool_)
         return self
 
     def _pick_pool(self, dataset: Dataset) -> np.ndarray:
@@ -84,8 +97,9 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         counts = positives.reindex(dataset.movies.index, fill_value=0).to_numpy()
         return np.argsort(-counts, kind="stable")[: self.pool_size]
 
-    def _training_rows(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-        """Features computed out of fold: a user's rows use statistics of the other folds only."""
+    def _training_rows(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features computed out of fold: a user's rows use statistics of the other folds only. Also, for each
+        block of pool_size rows, the position of its user in the dataset."""
         user_ids = dataset.users.index.to_numpy()
         folds = np.random.RandomState(self.random_state).permutation(len(user_ids)) % self.n_folds
         feature_blocks, target_blocks = [], []
@@ -98,7 +112,8 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
             fold = dataset.restricted_to(inside)
             _, positive = rating_matrices(fold.users.index, fold.movies.index, fold.ratings)
             target_blocks.append(positive[:, self.pool_].ravel())
-        return np.concatenate(feature_blocks), np.concatenate(target_blocks)
+        row_users = np.concatenate([np.flatnonzero(folds == fold) for fold in range(self.n_folds)])
+        return np.concatenate(feature_blocks), np.concatenate(target_blocks), row_users
 
     def _rank_request_space(self) -> np.ndarray:
         """Top MAX_RECS catalogue positions for every (age, gender, occupation), as int16."""
@@ -108,6 +123,8 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         scores = self.pool_scores(everyone).reshape(len(ages), len(MODEL_GENDERS), len(OCCUPATIONS), -1)
         # Gender O: ml-100k has only M and F users, so O gets the mean of both.
         scores = np.concatenate([scores, scores.mean(axis=1, keepdims=True)], axis=1)
+        if self.warm_start:  # what the warm forest starts from, for every person (ages x genders x occupations x pool)
+            self.pool_relevance_ = scores.astype(np.float16)
         top = np.argsort(-scores, axis=-1, kind="stable")[..., :MAX_RECS]
         return self.pool_[top].astype(np.int16)
 
@@ -125,6 +142,12 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         """Catalogue positions of each person's k best movies (people x k), from the ranking table."""
         check_is_fitted(self, "rankings_")
         return self.rankings_[people.ages - MIN_AGE, people.genders, people.occupations, :k]
+
+    def warm_relevance(self, people: People, positions: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Relevance of every pool movie (people x pool) for people who gave scores[i, j] (0: none) to catalogue
+        position positions[j]. people.genders index GENDERS: 2 is O."""
+        cold = self.pool_relevance_[people.ages - MIN_AGE, people.genders, people.occupations].astype(np.float32)
+        return self.warm_.relevance(positions, scores, cold)
 
     def ranking(self, age: int, gender: str, occupation: str) -> np.ndarray:
         """Catalogue positions of the best movies for one person, best first."""

@@ -69,7 +69,7 @@ class ReasonTable:
         self.reason_of = reason_of.reshape(len(GENDERS), AGE_BUCKETS, len(OCCUPATIONS), len(pool)).astype(np.int32)
         movies = dataset.movies.iloc[pool]
         genres = movies[list(GENRES)].to_numpy(dtype=bool)
-        years = [_title_year(title) for title in movies["title"]]
+        years = [title_year(title) for title in movies["title"]]
         self.reasons = [
             _reason(segment, raters, positives, genres[segment[-1]], years[segment[-1]])
             for segment, (raters, positives) in zip(distinct.tolist(), counts[first].tolist(), strict=True)
@@ -114,7 +114,7 @@ def _chosen_segments(
     return segments, counts
 
 
-def _title_year(title: str) -> int | None:
+def title_year(title: str) -> int | None:
     """The year a title ends with, "Return of the Jedi (1983)": the film's, where u.item's date is a re-release's."""
     found = re.search(r"\((\d{4})\)\s*$", title)
     return int(found.group(1)) if found else None

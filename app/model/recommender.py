@@ -6,6 +6,7 @@ import hashlib
 import io
 import itertools
 import json
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from app.model.data import GENDERS, OCCUPATIONS
+from app.model.data import GENDERS, OCCUPATIONS, RELEVANT_RATING
+from app.model.features import People
 from app.model.forest import MAX_AGE, MAX_RECS, MIN_AGE, RelevanceForest
 from app.model.model_file import METADATA_FILE_NAME, MODEL_FILE_NAME, ModelFileError, checked_metadata, read_model_file
 
@@ -24,7 +26,12 @@ JSON_SEPARATORS = (",", ":")  # compact, as Flask answers
 
 
 class Recommender:
-    """A loaded model and its version (the SHA-256 of its model.pkl)."""
+    """A loaded model and its version (the SHA-256 of its model.pkl).
+
+    Without rated (the titles a person has scored), an answer is a lookup. With them, a model made with warm
+    start re-ranks its pool for the person (app.model.warm); a model made before warm start answers its cold list.
+    Either way, no rated title is recommended.
+    """
 
     def __init__(self, estimator: RelevanceForest, version: str, metadata: dict | None = None) -> None:
         self.estimator = estimator
@@ -36,11 +43,15 @@ class Recommender:
         self._reasons_json = [
             json.dumps(reason, sort_keys=True, separators=JSON_SEPARATORS) for reason in self._reasons
         ]
+        self.positions = {title: position for position, title in enumerate(estimator.titles_.tolist())}
+        self.warm_start = hasattr(estimator, "warm_")
         self._titles, self._reason_indices = {}, {}
         for person in itertools.product(range(MIN_AGE, MAX_AGE + 1), GENDERS, OCCUPATIONS):
             ranking = estimator.ranking(*person)
             self._titles[person] = tuple(estimator.titles_[ranking].tolist())
             self._reason_indices[person] = estimator.reasons_.reason_indices(*person, ranking)
+        # The same lists as catalogue positions, to take a person's rated titles out of (a view of the model's).
+        self._titles_by_position = {person: estimator.ranking(*person) for person in self._titles}
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
@@ -87,19 +98,74 @@ class Recommender:
                 mismatches.append(f"{name} {made_with} (model) against {here} (here)")
         return mismatches
 
-    def recommend(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[str]:
-        """The titles /api/recommend answers for this person, best first, each once."""
-        return list(self._answer(self._titles, age, gender, occupation, max_recs))
+    def recommend(
+        self, age: int, gender: str, occupation: str, max_recs: int = 10, rated: Mapping[str, float] | None = None
+    ) -> list[str]:
+        """The titles /api/recommend answers for this person (who gave rated[title] to each title of rated), best
+        first, each once."""
+        if not rated:
+            return list(self._answer(self._titles, age, gender, occupation, max_recs))
+        return self._rated_answer(age, gender, occupation, max_recs, rated)[0]
 
-    def reasons(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[dict]:
-        """Why each of recommend()'s titles, in its order (app.reasons); the dicts are shared: do not change them."""
-        indices = self._answer(self._reason_indices, age, gender, occupation, max_recs)
-        return [self._reasons[index] for index in indices.tolist()]
+    def recommend_with_reasons_json(
+        self, age: int, gender: str, occupation: str, max_recs: int = 10, rated: Mapping[str, float] | None = None
+    ) -> tuple[list[str], str]:
+        """recommend() and reasons_json() at once: with rated, the person's ranking is computed once."""
+        if not rated:
+            person = (age, gender, occupation, max_recs)
+            return self.recommend(*person), self.reasons_json(*person)
+        titles, reasons = self._rated_answer(age, gender, occupation, max_recs, rated)
+        return titles, json.dumps(reasons, separators=JSON_SEPARATORS)
 
-    def reasons_json(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> str:
+    def reasons(
+        self, age: int, gender: str, occupation: str, max_recs: int = 10, rated: Mapping[str, float] | None = None
+    ) -> list[dict]:
+        """Why each of recommend()'s titles, in its order (app.reasons, app.model.warm_reasons); the dicts may be
+        shared: do not change them."""
+        if not rated:
+            indices = self._answer(self._reason_indices, age, gender, occupation, max_recs)
+            return [self._reasons[index] for index in indices.tolist()]
+        return self._rated_answer(age, gender, occupation, max_recs, rated)[1]
+
+    def reasons_json(
+        self, age: int, gender: str, occupation: str, max_recs: int = 10, rated: Mapping[str, float] | None = None
+    ) -> str:
         """reasons() as a JSON array."""
-        indices = self._answer(self._reason_indices, age, gender, occupation, max_recs)
-        return f"[{','.join([self._reasons_json[index] for index in indices.tolist()])}]"
+        if not rated:
+            indices = self._answer(self._reason_indices, age, gender, occupation, max_recs)
+            return f"[{','.join([self._reasons_json[index] for index in indices.tolist()])}]"
+        return self.recommend_with_reasons_json(age, gender, occupation, max_recs, rated)[1]
+
+    def _rated_answer(
+        self, age: int, gender: str, occupation: str, max_recs: int, rated: Mapping[str, float]
+    ) -> tuple[list[str], list[dict]]:
+        """The titles and their reasons for a person who scored the titles of rated."""
+        self._answer(self._titles_by_position, age, gender, occupation, max_recs)  # refuses what recommend() does
+        ranking = self._titles_by_position[(age, gender, occupation)]
+        unknown = [title for title in rated if title not in self.positions]
+        if unknown or not all(1 <= score <= 5 for score in rated.values()):
+            raise ValueError(f"rated: {unknown[0]!r} is not a title of the catalogue" if unknown else
+                             "rated: a score is between 1 and 5")  # fmt: skip
+        positions = np.array([self.positions[title] for title in rated], dtype=np.int64)
+        if self.warm_start:
+            ranking = self._warm_ranking(age, gender, occupation, positions, np.array(list(rated.values())))
+        chosen = ranking[~np.isin(ranking, positions)][:max_recs]
+        cold = self.estimator.reasons_.reason_indices(age, gender, occupation, chosen)
+        reasons = [self._reasons[index] for index in cold.tolist()]
+        if self.warm_start:
+            liked = [
+                (self.positions[title], score, title) for title, score in rated.items() if score >= RELEVANT_RATING
+            ]
+            pool_indices = self.estimator.reasons_.pool_index[chosen].tolist()
+            warm = [self.estimator.co_likes_.reason(index, liked) for index in pool_indices]
+            reasons = [from_scores or reason for from_scores, reason in zip(warm, reasons, strict=True)]
+        return self.estimator.titles_[chosen].tolist(), reasons
+
+    def _warm_ranking(self, age: int, gender: str, occupation: str, positions: np.ndarray, scores: np.ndarray):
+        """The pool, best first for this person and these scores (the rated titles still in it)."""
+        person = People(np.array([age]), np.array([GENDERS.index(gender)]), np.array([OCCUPATIONS.index(occupation)]))
+        relevance = self.estimator.warm_relevance(person, positions, scores[None, :].astype(np.float32))[0]
+        return self.estimator.pool_[np.argsort(-relevance, kind="stable")]
 
     @staticmethod
     def _answer(table: dict, age: int, gender: str, occupation: str, max_recs: int) -> tuple | np.ndarray:

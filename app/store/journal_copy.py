@@ -18,8 +18,8 @@ from app.store.journal import Journal, Line
 from app.store.tables import journal_offsets, recommendations
 
 # Lines journaled before reasons existed have no explain (none were shown); before client keys, no client;
-# before experiments, no experiment.
-DEFAULTS = {"explain": False, "client": None, "experiment_id": None, "arm": None}
+# before experiments, no experiment; before warm start, no rated.
+DEFAULTS = {"explain": False, "client": None, "experiment_id": None, "arm": None, "rated": None}
 COLUMNS = frozenset(recommendations.columns.keys())
 SetAside = tuple[Line, str]  # a line that cannot be copied, and why
 

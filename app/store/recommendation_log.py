@@ -132,6 +132,7 @@ class RecommendationLog:
         recommendation_id: str | None = None,
         experiment_id: int | None = None,
         arm: str | None = None,
+        rated: list[dict] | None = None,
     ) -> str:
         """Store one answer of /api/recommend and return its id (a new one unless given, from ids.new())."""
         row = {
@@ -145,6 +146,7 @@ class RecommendationLog:
             "client": client,
             "experiment_id": experiment_id,
             "arm": arm,
+            "rated": rated,
             "titles": titles,
             "model_version": model_version,
         }

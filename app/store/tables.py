@@ -42,6 +42,8 @@ recommendations = Table(
     # outside an experiment. Added to tables made before experiments existed.
     Column("experiment_id", Integer, nullable=True),
     Column("arm", String(9), nullable=True),
+    # The scores the request brought ([{"movie", "score"}], warm start); none without. Added to older tables.
+    Column("rated", JSON(none_as_null=True), nullable=True),
 )
 
 scores = Table(

@@ -1,4 +1,4 @@
-"""Cold-start evaluation of the model against the baselines (spec 4.2, 4.3; no Flask).
+"""Cold-start evaluation of the model against the baselines (spec 4.2, 4.3), and warm start beside it (4.4; no Flask).
 
 python -m app.evaluate [--data-dir DIR] [--seed N ...] [--out-dir reports] [--feedback-db URL]
 python -m app.evaluate --validation [--param NAME=VALUE ...] [--seed N ...]
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.metrics import r2_score
 from sqlalchemy.exc import OperationalError
 from tqdm import tqdm
@@ -26,9 +25,11 @@ from app.model.data import DataError, Dataset, ensure_dataset, load_dataset
 from app.model.features import People, feature_names, rating_matrices
 from app.model.forest import RelevanceForest
 from app.training.baselines import ItemMeanRating, all_baselines
-from app.training.metrics import HELD_OUT_SHARE, coverage, ndcg_at_k, precision_at_k, recall_at_k, split_users
+from app.training.metrics import corrected_interval, coverage, ndcg_at_k, precision_at_k, recall_at_k, split_users
 from app.training.online import MIN_SEGMENT_SCORES, read_log, summarise_online
 from app.training.report import online_markdown, plot_curves, plot_feature_importances, plot_online, write_markdown
+from app.training.warm_evaluation import evaluate_warm_split, summarise_warm
+from app.training.warm_report import plot_warm, warm_markdown
 
 # The splits evaluated by default. Seeds 1, 2 and 3 served during development (features and the forest's
 # hyper-parameters were compared on them, MODEL-NOTES and earlier READMEs); 101-110 took no part in choosing:
@@ -47,13 +48,17 @@ def split_for(user_ids: pd.Index, seed: int, *, validation: bool = False) -> tup
     return split_users(training_users, seed=seed) if validation else (training_users, held_out_users)
 
 
+def split_datasets(dataset: Dataset, seed: int, *, validation: bool = False) -> tuple[Dataset, Dataset]:
+    """(training, held-out) parts of the dataset for a seed's split (split_for)."""
+    training_users, held_out_users = split_for(dataset.users.index, seed, validation=validation)
+    return dataset.restricted_to(training_users), dataset.restricted_to(held_out_users)
+
+
 def evaluate_split(
     dataset: Dataset, seed: int, *, validation: bool = False, model_params: dict | None = None
 ) -> tuple[dict[str, dict], RelevanceForest]:
     """Every method fitted on this split's training users, scored on its held-out users."""
-    training_users, held_out_users = split_for(dataset.users.index, seed, validation=validation)
-    training = dataset.restricted_to(training_users)
-    held_out = dataset.restricted_to(held_out_users)
+    training, held_out = split_datasets(dataset, seed, validation=validation)
     people = People.from_users(held_out.users)
     _, relevant = rating_matrices(held_out.users.index, dataset.movies.index, held_out.ratings)
 
@@ -116,36 +121,32 @@ def _paired_ratios(per_seed: list[dict[str, dict]], baseline: str, metric: str) 
     return {"per_seed": ratios.tolist(), "mean": float(ratios.mean()), "min": float(ratios.min())}
 
 
-def corrected_interval(values: np.ndarray, held_out_share: float = HELD_OUT_SHARE) -> list[float] | None:
-    """The 95% interval of the mean of values, one per split, by the corrected resampled t-test of Nadeau and
-    Bengio ("Inference for the Generalization Error", Machine Learning 52, 239-281, 2003). The splits are not
-    independent: any two share most of their training users, so the variance of the mean of J splits is not
-    s^2 / J but about s^2 (1/J + n_test/n_train). None for a single split, whose spread is unknown."""
-    splits = len(values)
-    if splits < 2:
-        return None
-    variance = values.var(ddof=1) * (1 / splits + held_out_share / (1 - held_out_share))
-    half_width = stats.t.ppf(0.975, splits - 1) * np.sqrt(variance)
-    return [float(values.mean() - half_width), float(values.mean() + half_width)]
-
-
 def evaluate(
     data_dir: Path, seeds: list[int], out_dir: Path, *, validation: bool = False, model_params: dict | None = None
 ) -> dict:
     dataset = load_dataset(data_dir)
-    per_seed = []
+    per_seed, warm_per_seed = [], []
     for seed in tqdm(seeds, desc="splits", file=sys.stderr):
         results, model = evaluate_split(dataset, seed, validation=validation, model_params=model_params)
         per_seed.append(results)
+        if model.warm_start:
+            warm_per_seed.append(
+                evaluate_warm_split(model, *split_datasets(dataset, seed, validation=validation), seed)
+            )
     report = {
         "seeds": seeds, "validation": validation, "model_params": model_params or {},
         "summary": summarise(per_seed), "per_seed": per_seed,
+        "warm_start": {"summary": summarise_warm(warm_per_seed), "per_seed": warm_per_seed} if warm_per_seed else None,
     }  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=1))
     plot_curves(per_seed, out_dir)
     plot_feature_importances(feature_names(), model.forest_.feature_importances_, out_dir)
     write_markdown(report, out_dir / "evaluation.md")
+    if warm_per_seed:
+        plot_warm(report["warm_start"]["summary"], out_dir)
+        with (out_dir / "evaluation.md").open("a") as markdown:
+            markdown.write("\n" + warm_markdown(report["warm_start"]["summary"], seeds))
     return report
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 HELD_OUT_SHARE = 0.2
 
@@ -43,3 +44,16 @@ def recall_at_k(top: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
 def coverage(top: np.ndarray, catalogue_size: int) -> float:
     """Share of the catalogue that appears in at least one list."""
     return len(np.unique(top)) / catalogue_size
+
+
+def corrected_interval(values: np.ndarray, held_out_share: float = HELD_OUT_SHARE) -> list[float] | None:
+    """The 95% interval of the mean of values, one per split, by the corrected resampled t-test of Nadeau and
+    Bengio ("Inference for the Generalization Error", Machine Learning 52, 239-281, 2003). The splits are not
+    independent: any two share most of their training users, so the variance of the mean of J splits is not
+    s^2 / J but about s^2 (1/J + n_test/n_train). None for a single split, whose spread is unknown."""
+    splits = len(values)
+    if splits < 2:
+        return None
+    variance = values.var(ddof=1) * (1 / splits + held_out_share / (1 - held_out_share))
+    half_width = stats.t.ppf(0.975, splits - 1) * np.sqrt(variance)
+    return [float(values.mean() - half_width), float(values.mean() + half_width)]

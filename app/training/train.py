@@ -34,10 +34,13 @@ from app.model.features import People, feature_names, rating_matrices
 from app.model.forest import RelevanceForest
 from app.model.reasons import MIN_RATERS
 from app.model.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME
+from app.model.session import session_feature_names
+from app.model.warm import MAX_SESSION_SIZE, WARM_FOREST_PARAMS
 from app.training.baselines import MostPositive
 from app.training.feedback import describe_source, read_feedback, rows_for_the_forest, with_feedback
 from app.training.gate import GATE_DEPTH
 from app.training.metrics import split_users
+from app.training.warm_evaluation import warm_check
 
 FORMAT_VERSION = 1
 TEST_DATA_FILE_NAME = "test_data.json"
@@ -113,7 +116,7 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_atomically(out_dir / TEST_DATA_FILE_NAME, lambda path: _dump_json(path, {
         "data": data, "target": target, "expected_score": test_r2,
-        "ranking": ranking_check(model, ml100k_training, held_out),
+        "ranking": ranking_check(model, ml100k_training, held_out), "warm": warm_check(held_out, seed),
     }))  # fmt: skip
     _write_atomically(out_dir / MODEL_FILE_NAME, lambda path: joblib.dump(model, path))
     metadata = {
@@ -130,6 +133,11 @@ def train(
         "features": feature_names(),
         "hyper_parameters": {k: v for k, v in model.get_params().items() if k not in ("n_jobs", "progress")},
         "pool_size": len(model.pool_),
+        "warm_start": {
+            "features": session_feature_names(),
+            "hyper_parameters": WARM_FOREST_PARAMS,
+            "max_session_size": MAX_SESSION_SIZE,
+        },
         "reasons": {"min_raters": MIN_RATERS, "distinct": len(model.reasons_.reasons)},
         "metrics": {"test_r2": test_r2, "test_rows": len(target), "training_seconds": round(training_seconds, 1)},
         "feedback": None

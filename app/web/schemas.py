@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Literal, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from app.model.recommender import GENDERS, MAX_AGE, MAX_RECS, MIN_AGE, OCCUPATIONS
 from app.store.recommendation_ids import ID_PATTERN
@@ -17,6 +18,8 @@ MAX_TEXT = 300
 # An experiment's unit (SPEC 2 and 9): opaque to the service, so kept to printable ASCII that every log,
 # database and regular-expression engine reads alike.
 CLIENT_PATTERN = r"^[ -~]{1,64}$"
+# The scores a request may bring (SPEC 2): a session's, not a life's.
+MAX_RATED = 100
 
 
 class Strict(BaseModel):
@@ -27,6 +30,23 @@ class Strict(BaseModel):
 
 class LoginRequest(Strict):
     session_password: str = Field(max_length=MAX_TEXT)
+
+
+class RatedTitle(Strict):
+    """A title the person has scored: one of the catalogue's, as /api/recommend answers it (else a 400)."""
+
+    # The catalogue is the serving model's: parse_body's context names it.
+
+    movie: str = Field(max_length=MAX_TEXT, description="a title as /api/recommend answers it")
+    score: float = Field(ge=1, le=5, allow_inf_nan=False, description="1 to 5, the ml-100k rating scale")
+
+    @field_validator("movie")
+    @classmethod
+    def in_the_catalogue(cls, movie: str, info: ValidationInfo) -> str:
+        catalogue = (info.context or {}).get("catalogue")
+        if catalogue is not None and movie not in catalogue:
+            raise PydanticCustomError("unknown_title", "{movie} is not in the catalogue", {"movie": repr(movie)})
+        return movie
 
 
 class RecommendRequest(Strict):
@@ -42,6 +62,23 @@ class RecommendRequest(Strict):
         description="1-64 printable ASCII characters that stay the same for one person (the page keeps a random "
         "one): an experiment's unit, so that a person stays in one arm. The answer does not change with it",
     )
+    rated: list[RatedTitle] = Field(
+        default=None,
+        max_length=MAX_RATED,
+        description="the titles this person has scored so far (the page sends those of its session), each once: "
+        "the ranking uses them, and none of them is recommended again. A title outside the catalogue, or given "
+        "twice, is a 400 naming it",
+    )
+
+    @field_validator("rated")
+    @classmethod
+    def each_title_once(cls, rated: list[RatedTitle]) -> list[RatedTitle]:
+        seen = set()
+        for entry in rated:
+            if entry.movie in seen:
+                raise PydanticCustomError("duplicate_title", "{movie} is given twice", {"movie": repr(entry.movie)})
+            seen.add(entry.movie)
+        return rated
 
 
 class ScoreRequest(Strict):
@@ -67,9 +104,16 @@ class Reason(Strict):
     """Why a title: how people like the person rated it, counted in the data the model was trained on."""
 
     text: str = Field(description="one sentence a person reads")
-    segment: str = Field(description="who 'people like you' are: the most specific segment with enough raters")
-    raters: int = Field(ge=0, description="users of that segment who rated the title")
-    positive_share: float = Field(ge=0, le=1, description="the share of those raters who gave it 4 or 5")
+    segment: str = Field(
+        description="who 'people like you' are: the most specific segment with enough raters, or the people who "
+        "gave one of the person's liked titles 4 or 5"
+    )
+    raters: int = Field(
+        ge=0,
+        description="users of that segment who rated the title; for a reason from the person's own scores, the "
+        "people who gave the person's title 4 or 5",
+    )
+    positive_share: float = Field(ge=0, le=1, description="the share of those people who gave this title 4 or 5")
     genres: list[str] = Field(description="the title's genres in u.item")
     year: int | None = Field(description="the year in the title, null when it has none")
 
@@ -88,12 +132,13 @@ class HealthResponse(Strict):
 RequestModel = TypeVar("RequestModel", bound=Strict)
 
 
-def parse_body(model: type[RequestModel]) -> RequestModel:
-    """The JSON body of the current request as a model, or a 4xx whose message names the field at fault."""
+def parse_body(model: type[RequestModel], context: dict | None = None) -> RequestModel:
+    """The JSON body of the current request as a model, or a 4xx whose message names the field at fault. context
+    is what the model's validators check against (RatedTitle: the catalogue)."""
     if request.mimetype != "application/json":
         raise APIError("send the body as JSON with Content-Type: application/json", 415)
     try:
-        return model.model_validate_json(request.get_data())
+        return model.model_validate_json(request.get_data(), context=context)
     except ValidationError as error:
         raise APIError(describe(error.errors()[0])) from error
 
@@ -103,7 +148,7 @@ def describe(problem: dict) -> str:
     if problem["type"] == "json_invalid":
         return "the body is not valid JSON"
     if problem["type"] == "model_type":
-        return "the body must be a JSON object"
+        return f"{field}: must be a JSON object" if field else "the body must be a JSON object"
     if problem["type"] == "extra_forbidden":
         return f"{field}: unknown field"
     if problem["type"] == "missing":

@@ -32,6 +32,7 @@ def test_evaluation_writes_the_table_json_and_plots(synthetic_data_dir: Path, tm
     report = evaluate(synthetic_data_dir, [1, 2], tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "evaluation.json", "evaluation.md", "feature_importances.png", "ndcg_at_k.png", "precision_at_k.png",
+        "warm_ndcg_at_k.png",
     ]  # fmt: skip
     table = (tmp_path / "evaluation.md").read_text()
     for method in report["summary"]["methods"]:

@@ -308,3 +308,37 @@ def test_a_score_the_service_refuses_leaves_the_outbox_and_says_why(page: Page) 
     expect(first.locator(".saved")).to_have_text("Not saved: movie: no")
     expect(page.locator("#outbox")).to_be_hidden()
     assert page.evaluate("localStorage.getItem('recommender.outbox')") == "[]"
+
+
+def test_more_like_these_learns_from_the_sessions_scores_and_never_shows_a_scored_title(
+    page: Page, server: tuple[str, str]
+) -> None:
+    sign_in(page)
+    expect(page.locator("#more")).to_be_hidden()
+    page.fill("#age", "34")
+    page.fill("#max-recs", "6")
+    page.click("#recommend")
+    items = page.locator("#recommendations li")
+    expect(items).to_have_count(6)
+    first = [title.strip() for title in page.locator("#recommendations li .title").all_inner_texts()]
+    given = {first[0]: 5, first[1]: 1, first[3]: 4}
+    for title, score in given.items():
+        item = items.nth(first.index(title))
+        item.locator(f'button[data-score="{score}"]').click()
+        expect(item.locator(".saved")).to_have_text(f"Saved: {score}/5")
+    expect(page.locator("#more")).to_be_visible()
+    assert page.evaluate("JSON.parse(sessionStorage.getItem('recommender.rated'))") == [
+        {"movie": title, "score": score} for title, score in given.items()
+    ]
+    page.click("#more")
+    expect(page.locator("#recommendations li .title").first).not_to_have_text(first[0])
+    expect(items).to_have_count(6)
+    second = [title.strip() for title in page.locator("#recommendations li .title").all_inner_texts()]
+    snapshot(page, "8-more-like-these")
+    assert not set(second) & set(given)
+    assert second != first
+    engine = create_engine(server[1])
+    with engine.connect() as connection:
+        recorded = connection.execute(select(recommendations.c.rated).order_by(recommendations.c.created_at)).scalars()
+        assert list(recorded) == [None, [{"movie": title, "score": score} for title, score in given.items()]]
+    engine.dispose()

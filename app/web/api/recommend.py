@@ -27,13 +27,17 @@ def recommendation_log() -> RecommendationLog:
 @bp.post("")
 @require_token
 def recommend() -> dict | Response:
-    asked = parse_body(RecommendRequest)
+    asked = parse_body(RecommendRequest, {"catalogue": arms().control.positions})
+    rated = {entry.movie: entry.score for entry in asked.rated or ()}
     recommendation_id = recommendation_log().ids.new()
     choice = arms().choose(asked.client or recommendation_id)
     model = choice.model
     g.model_version = model.version
     person = (asked.age, asked.gender, asked.occupation, asked.max_recs)
-    titles = model.recommend(*person)
+    if asked.explain:
+        titles, reasons_json = model.recommend_with_reasons_json(*person, rated=rated)
+    else:
+        titles = model.recommend(*person, rated=rated)
     try:
         recommendation_log().record_recommendation(
             **asked.model_dump(),
@@ -49,7 +53,7 @@ def recommend() -> dict | Response:
     RECOMMENDATIONS.labels(choice.arm or "none").inc()
     answer = RecommendResponse(recommendations=titles, id=recommendation_id).model_dump()
     if asked.explain:
-        return with_reasons(answer, model.reasons_json(*person))
+        return with_reasons(answer, reasons_json)
     return answer
 
 

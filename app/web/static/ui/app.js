@@ -5,6 +5,22 @@ const TOKEN_KEY = "recommender.token";
 // A random key that stays with this browser (localStorage), sent with every request for recommendations:
 // the unit of an experiment, so that one person stays with one model. It says nothing about the person.
 const CLIENT_KEY = "recommender.client";
+// The scores given in this session ([{movie, score}], sessionStorage): sent as rated with every request for
+// recommendations, so that the next list learns from them and never shows a scored title again.
+const RATED_KEY = "recommender.rated";
+const MAX_RATED = 100;
+
+function sessionScores() {
+  return JSON.parse(sessionStorage.getItem(RATED_KEY) || "[]");
+}
+
+// The latest score of a title replaces an earlier one; past MAX_RATED, the oldest go.
+function rememberScore(movie, score) {
+  const kept = sessionScores().filter((entry) => entry.movie !== movie);
+  kept.push({ movie, score });
+  sessionStorage.setItem(RATED_KEY, JSON.stringify(kept.slice(-MAX_RATED)));
+  element("more").hidden = false;
+}
 
 function clientKey() {
   let key = localStorage.getItem(CLIENT_KEY);
@@ -75,6 +91,8 @@ async function callApi(path, body) {
 
 function signOut(message = "") {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(RATED_KEY);
+  element("more").hidden = true;
   element("recommendations").replaceChildren();
   element("results-title").hidden = true;
   element("results-help").hidden = true;
@@ -152,6 +170,7 @@ function scoreButtons(recommendationId, title, item) {
         other.setAttribute("aria-pressed", String(other === button));
       }
       scoreOutbox.add({ id: recommendationId, movie: title, score });
+      rememberScore(title, score);
     });
     group.append(button);
   }
@@ -188,6 +207,21 @@ function showRecommendations(answer) {
   element("results-help").hidden = false;
 }
 
+// The form's person, and this session's scores: the first list, or the next one ("more like these").
+async function recommend() {
+  const rated = sessionScores();
+  const answer = await callApi("/api/recommend", {
+    age: asWholeNumber(element("age").value),
+    gender: element("gender").value,
+    occupation: element("occupation").value,
+    max_recs: asWholeNumber(element("max-recs").value),
+    explain: true,
+    client: clientKey(),
+    ...(rated.length ? { rated } : {}),
+  });
+  showRecommendations(answer);
+}
+
 function setUp() {
   const occupation = element("occupation");
   for (const name of OCCUPATIONS) {
@@ -207,20 +241,12 @@ function setUp() {
 
   element("recommend-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    handle(async () => {
-      const answer = await callApi("/api/recommend", {
-        age: asWholeNumber(element("age").value),
-        gender: element("gender").value,
-        occupation: element("occupation").value,
-        max_recs: asWholeNumber(element("max-recs").value),
-        explain: true,
-        client: clientKey(),
-      });
-      showRecommendations(answer);
-    });
+    handle(recommend);
   });
+  element("more").addEventListener("click", () => handle(recommend));
 
   element("logout").addEventListener("click", () => signOut());
+  element("more").hidden = sessionScores().length === 0;
   showSignedIn(Boolean(sessionStorage.getItem(TOKEN_KEY)));
   showWaiting(scoreOutbox.waiting().length);
   scoreOutbox.flush();  // what an earlier visit left unsaved
