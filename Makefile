@@ -35,8 +35,9 @@ lint: $(INSTALLED)
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.bitbucket-pipelines bitbucket-pipelines.yml
 	$(PYTHON) -m deploy.pipeline --check
 
+# ml-100k into data/ml-100k: downloaded from GroupLens, or copied from ML100K_DIR when it is set.
 data: $(INSTALLED)
-	$(PYTHON) -m app.data fetch
+	$(PYTHON) -m app.data fetch $(if $(ML100K_DIR),--source "$(ML100K_DIR)")
 
 train: $(INSTALLED)
 	$(PYTHON) -m app.train
