@@ -213,6 +213,7 @@ def test_bitbucket_s_schema_passes_the_pipeline_file_and_fails_a_wrong_type(tmp_
             "definitions.steps[2].step",
         ),
     ],
+    ids=["a step's scripts", "pipelinez", "a service's imag", "a step's timeout"],
 )
 def test_a_key_the_runner_does_not_know_is_refused_in_one_line(
     tmp_path: Path, written: str, misspelt: str, key: str, where: str
