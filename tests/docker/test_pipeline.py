@@ -28,7 +28,8 @@ pytestmark = pytest.mark.docker
 TEST_SELECTION = (
     "-p no:cacheprovider tests/store/test_recommendation_log.py"
     " tests/web/api/test_auth.py::test_servers_sharing_redis_share_the_login_limit"
-    " tests/ui/test_page.py::test_a_wrong_password_shows_an_error tests/model/test_reasons.py"
+    " tests/ui/test_page.py::test_a_wrong_password_shows_an_error"
+    " tests/model/test_data.py::test_fetch_takes_a_local_zip_or_directory"
 )
 DEPLOY_SERVER_IMAGE = "pipeline-deploy-server"
 HELPER_IMAGES = (DEPLOY_SERVER_IMAGE, "pipeline-docker-service")
