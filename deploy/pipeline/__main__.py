@@ -14,6 +14,7 @@ import argparse
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,8 +112,14 @@ def run_pipeline(args: argparse.Namespace, commit: str, steps: list[Step]) -> in
     return PASSED
 
 
+def exit_on_signal(signal_number: int, _frame: object) -> None:
+    """SIGTERM ends a run as Ctrl-C does: the step's containers and the clones are removed on the way out."""
+    sys.exit(128 + signal_number)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
+    signal.signal(signal.SIGTERM, exit_on_signal)
     try:
         if args.check:  # the file as it stands, before it is committed
             read_pipelines((args.source / FILE_NAME).read_text())
