@@ -70,6 +70,8 @@ def read_services(definitions: dict) -> dict[str, Service]:
         if name == DOCKER_SERVICE:
             raise PipelineFileError(f"{FILE_NAME}: definitions.services.docker: the docker service is built in here")
         check_keys(service, "a service", f"definitions.services.{name}")
+        if not isinstance(service.get("image"), str):
+            raise PipelineFileError(f"{FILE_NAME}: definitions.services.{name}: give its image as a name")
         variables = {key: str(value) for key, value in (service.get("variables") or {}).items()}
         services[name] = Service(name, service["image"], variables)
     return services
@@ -92,7 +94,7 @@ def defined(names: list[str], known: dict, what: str, step_name: str) -> list[st
 
 
 def read_step(entry: object, path: str, document: dict, services: dict, caches: dict) -> Step:
-    step = check_keys(check_keys(entry, "a pipeline's entry", path)["step"], "a step", f"{path}.step")
+    step = check_keys(check_keys(entry, "a pipeline's entry", path).get("step"), "a step", f"{path}.step")
     name = step.get("name", path)
     image = step.get("image", document.get("image"))
     if not isinstance(image, str):
