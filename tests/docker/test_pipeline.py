@@ -31,6 +31,8 @@ TEST_SELECTION = (
     " tests/ui/test_page.py::test_a_wrong_password_shows_an_error"
     " tests/model/test_data.py::test_fetch_takes_a_local_zip_or_directory"
 )
+# The main branch's pipeline took 25 min for its Test step alone with the load average at 30 on 2 cores.
+PIPELINE_TIMEOUT_SECONDS = 3600
 DEPLOY_SERVER_IMAGE = "pipeline-deploy-server"
 HELPER_IMAGES = (DEPLOY_SERVER_IMAGE, "pipeline-docker-service")
 
@@ -56,9 +58,16 @@ def run_pipeline(source: Path, *arguments: str, **variables: str) -> subprocess.
     environ = {**os.environ, **variables}
     command = [sys.executable, "-m", "deploy.pipeline", "--source", str(source), *arguments]
     command += [argument for name in variables for argument in ("--variable", name)]
-    result = subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=1800)
-    print(result.stdout[-3000:], result.stderr[-3000:], sep="\n", file=sys.stderr)
-    return result
+    with subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as process:  # fmt: skip
+        try:
+            stdout, stderr = process.communicate(timeout=PIPELINE_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.terminate()  # on SIGTERM the runner removes the step's containers
+            stdout, stderr = process.communicate()
+            pytest.fail(f"no end within {PIPELINE_TIMEOUT_SECONDS} s:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    print(stdout[-3000:], stderr[-3000:], sep="\n", file=sys.stderr)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def leftover_containers() -> str:
@@ -113,7 +122,7 @@ def test_lines_share_a_shell_artifacts_reach_the_next_step_and_the_first_failure
     assert "redis on localhost" in result.stdout  # the service shares the step's network namespace
     commit = git_head(tmp_path / "repository")
     # Each line echoed, then run; an export carries to the next line; the artifact came, the other file did not.
-    assert f"+ export SEEN=2\n+ echo {ECHO_LINE!r}\nseen 2 at {commit} in /opt/atlassian/pipelines/agent/build\n" in (
+    assert f"+ export SEEN=2\n+ {ECHO_LINE}\nseen 2 at {commit} in /opt/atlassian/pipelines/agent/build\n" in (
         result.stdout
     )
     assert "+ cat model/sub/file.txt && test ! -e other.txt\ncarried\n" in result.stdout
