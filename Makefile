@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: run test lint train evaluate data bench docker-build reload
+.PHONY: run test lint train evaluate data bench docker-build reload pipeline
 
 $(INSTALLED): requirements.txt requirements-test.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -28,12 +28,16 @@ test: $(INSTALLED)
 	tests/start-services
 	$(PYTHON) -m pytest
 
+# bitbucket-pipelines.yml against Bitbucket's published schema (types), then against the runner (unknown keys).
 lint: $(INSTALLED)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.bitbucket-pipelines bitbucket-pipelines.yml
+	$(PYTHON) -m deploy.pipeline --check
 
+# ml-100k into data/ml-100k: downloaded from GroupLens, or copied from ML100K_DIR when it is set.
 data: $(INSTALLED)
-	$(PYTHON) -m app.data fetch
+	$(PYTHON) -m app.data fetch $(if $(ML100K_DIR),--source "$(ML100K_DIR)")
 
 train: $(INSTALLED)
 	$(PYTHON) -m app.train
@@ -50,6 +54,12 @@ docker-build: model/model.pkl
 	deploy/base-images
 	docker build --build-arg MODEL_FILE=model/model.pkl --build-arg MODEL_TEST_FILE=model/test_data.json \
 		-t recommender:latest .
+
+# bitbucket-pipelines.yml's default pipeline on the local Docker engine, step by step, at the commit HEAD
+# (README: "The Bitbucket pipeline, run here"); PIPELINE_ARGS="--help" says what else it can run.
+pipeline: $(INSTALLED)
+	deploy/base-images
+	$(PYTHON) -m deploy.pipeline $(PIPELINE_ARGS)
 
 # Serve MODEL on the running deploy/run-stack without dropping a request: make reload MODEL=path/model.pkl
 reload: $(INSTALLED)

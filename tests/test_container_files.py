@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from deploy.pipeline.file import read_pipelines
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.repository
 # The tests the image build runs: those that need neither the data set, nor services, nor more programs.
@@ -193,4 +195,61 @@ def test_the_pipeline_tests_then_builds_then_deploys_by_hand() -> None:
     assert "redis" in steps[0]["services"]
     assert any(line.startswith("docker build") for line in steps[1]["script"])
     assert steps[2]["trigger"] == "manual"
-    assert any("deploy-docker.py" in line and line.rstrip().endswith(" -") for line in steps[2]["script"])
+    # The password goes in on standard input: deploy-docker.py's SESSION_PASSWORD argument is "-".
+    (deploy,) = [line for line in steps[2]["script"] if "deploy-docker.py" in line]
+    assert deploy.startswith('echo "$SESSION_PASSWORD" | python3 deploy-docker.py ') and " - " in deploy
+
+
+def test_the_default_pipeline_is_the_main_branch_s_without_its_manual_deploy() -> None:
+    pipelines = read_pipelines((ROOT / "bitbucket-pipelines.yml").read_text())
+    assert pipelines["branches:main"][:2] == pipelines["default"]
+    test, build = pipelines["default"]
+    assert [service.name for service in test.services] == ["postgres", "redis"]
+    assert test.artifacts == ("model/**",) and test.caches == {"pip": "/root/.cache/pip"}
+    assert build.uses_docker and {test.image, build.image} == {"python:3.11"}
+    assert pipelines["branches:main"][2].manual
+
+
+def check_jsonschema(pipeline_file: Path) -> subprocess.CompletedProcess:
+    command = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
+    schema = ["--builtin-schema", "vendor.bitbucket-pipelines"]
+    return subprocess.run([command, *schema, str(pipeline_file)], capture_output=True, text=True)
+
+
+def test_bitbucket_s_schema_passes_the_pipeline_file_and_fails_a_wrong_type(tmp_path: Path) -> None:
+    assert check_jsonschema(ROOT / "bitbucket-pipelines.yml").returncode == 0
+    wrong = tmp_path / "bitbucket-pipelines.yml"
+    wrong.write_text(
+        (ROOT / "bitbucket-pipelines.yml").read_text().replace("name: Test\n", 'name: Test\n        max-time: "long"\n')
+    )
+    result = check_jsonschema(wrong)
+    assert result.returncode == 1 and "max-time" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("written", "misspelt", "key", "where"),
+    [
+        ("        script:\n", "        scripts:\n", "scripts", "definitions.steps[0].step"),
+        ("pipelines:\n", "pipelinez:\n", "pipelinez", "the top level"),
+        ("      image: redis:7.0\n", "      imag: redis:7.0\n", "imag", "definitions.services.redis"),
+        (
+            "        trigger: manual\n",
+            "        trigger: manual\n        timeout: 5\n",
+            "timeout",
+            "definitions.steps[2].step",
+        ),
+    ],
+    ids=["a step's scripts", "pipelinez", "a service's imag", "a step's timeout"],
+)
+def test_a_key_the_runner_does_not_know_is_refused_in_one_line(
+    tmp_path: Path, written: str, misspelt: str, key: str, where: str
+) -> None:
+    """Bitbucket's schema lets such keys through; the runner names the key and where it stands."""
+    text = (ROOT / "bitbucket-pipelines.yml").read_text()
+    assert written in text
+    (tmp_path / "bitbucket-pipelines.yml").write_text(text.replace(written, misspelt, 1))
+    result = subprocess.run([sys.executable, "-m", "deploy.pipeline", "--check", "--source", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"pipeline: bitbucket-pipelines.yml: unknown key '{key}' in {where}: this runner knows ")
