@@ -15,6 +15,7 @@ from app.experiment.__main__ import promote
 from app.experiment.analysis import Arm, compare
 from app.experiment.arms import CANDIDATE, CONTROL
 from app.experiment.report import experiment_status, guard, status_report
+from app.store import experiment_sums
 from app.store.experiments import (
     PROMOTED,
     RUNNING,
@@ -56,16 +57,20 @@ def serve(log: RecommendationLog, arm: str, units: int, population: Population, 
         recommendation_id = log.ids.new()
         rows.append({"id": recommendation_id, "created_at": now, "age": 30, "gender": "M", "occupation": "artist",
                      "max_recs": TITLES, "titles": MOVIES, "model_version": arm[:2] * 32, "experiment_id": 1,
-                     "arm": arm})  # fmt: skip
+                     "arm": arm, "client": None})  # fmt: skip
         if unit_engaged:
             values = [int(rng.integers(4, 6)) for _ in range(unit_liked)]
             values += [int(rng.integers(1, 4)) for _ in range(TITLES - unit_liked)]
             given += [{"recommendation_id": recommendation_id, "movie": movie, "score": value, "scored_at": now}
                       for movie, value in zip(MOVIES, values, strict=True)]  # fmt: skip
-    with log.engine.begin() as connection:
+    with log.engine.begin() as connection:  # with the running sums, as the drain and the score route keep them
+        experiment_sums.add_recommendations(connection, rows)
         connection.execute(recommendations.insert(), rows)
-        if given:
-            connection.execute(scores.insert(), given)
+        for score in given:
+            experiment_sums.add_score(
+                connection, recommendation_id=score["recommendation_id"], movie=score["movie"], score=score["score"]
+            )
+            connection.execute(scores.insert(), score)
     return liked
 
 
