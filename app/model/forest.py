@@ -13,6 +13,8 @@ person's pool relevance for it.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -68,15 +70,11 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
         self.titles_ = dataset.movies["title"].to_numpy(dtype=object)
         self.pool_ = self._pick_pool(dataset)
         features, target, row_users = self._training_rows(dataset)
-        self.forest_ = RandomForestRegressor(
-            n_estimators=self.n_estimators,
-            min_samples_leaf=self.min_samples_leaf,
-            max_features=self.max_features,
-            max_samples=self.max_samples,
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-            oob_score=self.warm_start,  # the warm forest learns from out-of-bag relevance; the trees are the same
-        ).fit(features, target)
+        # A row that every tree drew (likely only in a forest of a few trees, as tests train) has no out-of-bag
+        # relevance: scikit-learn warns and leaves it 0, which weighs nothing in the warm forest's features.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Some inputs do not have OOB scores", UserWarning)
+            self.forest_ = self._fitted_forest(features, target)
         # Threads add up the trees' predictions in varying order, which changes the last bits
         # of a score and can flip near-ties: predict in one thread, so a seed gives one model.
         self.forest_.set_params(n_jobs=1)
@@ -90,6 +88,17 @@ class RelevanceForest(RegressorMixin, BaseEstimator):
             self.warm_.fit(dataset, self.pool_, cold_relevance)
             self.co_likes_ = CoLikes(dataset if people is None else people, self.pool_)
         return self
+
+    def _fitted_forest(self, features: np.ndarray, target: np.ndarray) -> RandomForestRegressor:
+        return RandomForestRegressor(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
+            max_samples=self.max_samples,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            oob_score=self.warm_start,  # the warm forest learns from out-of-bag relevance; the trees are the same
+        ).fit(features, target)
 
     def _pick_pool(self, dataset: Dataset) -> np.ndarray:
         """Catalogue positions of the movies rated 4 or 5 by the most users."""
