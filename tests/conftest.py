@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, make_url, text
 from app.config import Settings, ml100k_dir
 from app.model.data import GENRES, OCCUPATIONS, ensure_dataset
 from app.model.recommender import MODEL_FILE_NAME
+from app.store.journal import Journal
 from app.store.recommendation_log import RecommendationLog, make_engine, metadata, sqlite_url
 from app.training.train import train
 from tests.relay import Relay
@@ -186,3 +187,12 @@ def journald() -> None:
     """A running systemd-journald (tests/start-services starts one, as `make test` does)."""
     if subprocess.run(["pgrep", "-x", "systemd-journal"], capture_output=True).returncode != 0:
         pytest.fail("systemd-journald is not running: run `make test` as root (tests/start-services starts it)")
+
+
+@pytest.fixture
+def journaled(database_url: str, tmp_path: Path) -> Iterator[RecommendationLog]:
+    """The log on each kind of database, with a journal of the test's own."""
+    store = RecommendationLog(make_engine(database_url), Journal(tmp_path / "journal"))
+    store.create_tables()
+    yield store
+    store.engine.dispose()

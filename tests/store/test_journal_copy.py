@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,6 @@ from tests.relay import Relay, relayed_url
 
 TITLES = ["Heat (1995)", "Misérables, Les (1995)"]
 FRAGMENT = b'{"id":"torn'
-
-
-@pytest.fixture
-def journaled(database_url: str, tmp_path: Path) -> Iterator[RecommendationLog]:
-    store = RecommendationLog(make_engine(database_url), Journal(tmp_path / "journal"))
-    store.create_tables()
-    yield store
-    store.engine.dispose()
 
 
 def record(log: RecommendationLog, age: int = 30) -> str:

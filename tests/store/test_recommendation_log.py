@@ -134,14 +134,6 @@ def test_a_postgresql_url_without_a_driver_uses_psycopg_3() -> None:
     assert make_engine("postgresql://user@127.0.0.1/db").dialect.driver == "psycopg"
 
 
-@pytest.fixture
-def journaled(database_url: str, tmp_path: Path) -> Iterator[RecommendationLog]:
-    store = RecommendationLog(make_engine(database_url), Journal(tmp_path / "journal"))
-    store.create_tables()
-    yield store
-    store.engine.dispose()
-
-
 def test_with_a_journal_a_recommendation_reaches_the_database_when_drained(journaled: RecommendationLog) -> None:
     recommendation_id = record(journaled)
     assert recorded(journaled, recommendations) == []
