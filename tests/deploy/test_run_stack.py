@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, select
 
 from app.model.recommender import MODEL_FILE_NAME
 from app.store.recommendation_log import recommendations, scores, sqlite_url
-from tests.servers import free_port, wait_until_healthy
+from tests.servers import ask, free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "stack password"
@@ -106,11 +106,13 @@ def test_the_stack_serves_the_api_through_nginx_and_stops_on_sigterm(stack: tupl
         for age in range(20, 40)
     ]
     assert all(len(answer["recommendations"]) == 10 for answer in answers)
-    scored = requests.post(
+    # A fresh recommendation is scored once its worker's journal is copied: until then 503 with Retry-After.
+    scored, _, _ = ask(
+        requests.Session(),
         f"{url}/api/recommend/score",
-        json={"id": answers[0]["id"], "movie": answers[0]["recommendations"][0], "score": 4},
-        headers=headers,
-        timeout=5,
+        {"id": answers[0]["id"], "movie": answers[0]["recommendations"][0], "score": 4},
+        headers,
+        retry_after=True,
     )
     assert (scored.status_code, scored.json()) == (200, "Ok")
 
