@@ -8,6 +8,7 @@ import joblib
 import pytest
 
 from app.model.recommender import MODEL_FILE_NAME, Recommender
+from tests.experiment.candidates import without_warm_start
 from tests.model.test_reasons import recommender  # noqa: F401 (the real model's, a fixture)
 
 PERSON = (30, "M", "programmer")
@@ -41,8 +42,7 @@ def test_a_model_made_before_warm_start_ignores_the_scores_but_drops_their_title
     synthetic_model_dir: Path, tmp_path: Path
 ) -> None:
     model = joblib.load(synthetic_model_dir / MODEL_FILE_NAME)
-    for attribute in ("warm_", "pool_relevance_", "co_likes_"):
-        delattr(model, attribute)
+    without_warm_start(model)
     joblib.dump(model, tmp_path / MODEL_FILE_NAME)
     old = Recommender.load(tmp_path / MODEL_FILE_NAME)
     assert not old.warm_start
