@@ -87,6 +87,14 @@ def taste_gate(recommender: Recommender, data: list, predictions: np.ndarray, ra
     return judge_taste(scores, np.broadcast_to(pool_share, scores.shape), liked, disliked)
 
 
+def gate_verdicts(recommender: Recommender, data: list, predictions: np.ndarray, ranking: dict) -> dict[str, Verdict]:
+    """Every gate's verdict on the model, by name: the model passes when all of them pass."""
+    return {
+        "ranking": ranking_gate(recommender, ranking),
+        "taste": taste_gate(recommender, data, predictions, ranking),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="model.pkl, or a .tar.gz holding one")
@@ -101,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         recommender = Recommender.load(args.model)
         predictions = recommender.estimator.predict(data)
         score = float(r2_score(target, predictions))  # the estimator's score(data, target), predicted once
-        gates = {
-            "ranking": ranking_gate(recommender, ranking),
-            "taste": taste_gate(recommender, data, predictions, ranking),
-        }
+        gates = gate_verdicts(recommender, data, predictions, ranking)
     except (ModelFileError, ValueError, TypeError, KeyError) as error:
         print(f"accuracy check: {error}", file=sys.stderr)
         return UNUSABLE_INPUT

@@ -5,27 +5,32 @@ import json
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import r2_score
 
 import app.training.train as training_module
-from app.model.data import load_dataset
+from app.model.data import Dataset, load_dataset
 from app.model.forest import RelevanceForest
 from app.model.recommender import MODEL_FILE_NAME, Recommender
 from app.store.recommendation_log import RecommendationLog, make_engine, sqlite_url
+from app.training.gate import Verdict
 from app.training.metrics import split_users
 from app.training.train import TEST_DATA_FILE_NAME, train
 from tests.experiment.candidates import reversed_candidate
+from tests.run_accuracy_tests import POPULAR, gate_verdicts, read_test_data
 
 SCRIPT = Path(__file__).parent / "run_accuracy_tests.py"
 # The forest that the seed test trains 20 times: 10 trees instead of 100, a pool of 150 movies instead of 300. The
 # README ("What the accuracy check proves") shows the served forest's verdicts are the same at these seeds.
 REDUCED_FOREST = {"n_estimators": 10, "pool_size": 150}
+GATE_SEEDS = range(1, 11)
+FIT = RelevanceForest.fit
 NO_USERS = '"ranking": {"k": 10, "users": [], "most_rated_4plus": [], "pool_positive_share": []}}'
 UNKNOWN_MOVIE = '{"data": [[30, "M", "writer", 999999]], "target": [1], "expected_score": 0.1, ' + NO_USERS
 
@@ -64,6 +69,30 @@ def reversed_twin(model: RelevanceForest) -> RelevanceForest:
     """The model with every person's ranking reversed, as tests/experiment/candidates.py makes it."""
     model.rankings_ = model.rankings_[..., ::-1].copy()
     return model
+
+
+def twins(model_dir: Path) -> Iterator[tuple[str, RelevanceForest]]:
+    """The model trained there, then each of its broken twins (the forest, and so the R^2, untouched)."""
+    yield "model", joblib.load(model_dir / MODEL_FILE_NAME)
+    yield "popular list", popular_twin(joblib.load(model_dir / MODEL_FILE_NAME), model_dir)
+    yield "reversed", reversed_twin(joblib.load(model_dir / MODEL_FILE_NAME))
+
+
+def build_gate(model: RelevanceForest, model_dir: Path) -> dict[str, Verdict]:
+    """Every gate's verdict on the model, as run_accuracy_tests.py decides them with the test data trained beside
+    it; its R^2 check must pass."""
+    data, target, expected, ranking = read_test_data(model_dir / TEST_DATA_FILE_NAME)
+    predictions = model.predict(data)
+    assert r2_score(target, predictions) >= expected - 1e-5
+    return gate_verdicts(Recommender(model, "under test"), data, predictions, ranking)
+
+
+def fit_on_shuffled_targets(
+    forest: RelevanceForest, training: Dataset, people: Dataset | None = None
+) -> RelevanceForest:
+    """RelevanceForest.fit, on the ratings shuffled among the rated (user, movie) pairs."""
+    shuffled = np.random.RandomState(0).permutation(training.ratings["rating"].to_numpy())
+    return FIT(forest, Dataset(training.users, training.movies, training.ratings.assign(rating=shuffled)), people)
 
 
 def reduced_forest(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,6 +146,41 @@ def test_the_gate_passes_the_real_model(real_model_dir: Path) -> None:
     result = run_check(real_model_dir / MODEL_FILE_NAME, real_model_dir / TEST_DATA_FILE_NAME)
     assert result.returncode == 0, result.stderr
     assert "ranking gate passed" in result.stdout
+
+
+@pytest.mark.dataset
+def test_at_every_training_seed_the_model_passes_and_its_broken_twins_are_refused(
+    real_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeds 1-10 of a smaller forest (the README shows that the served forest's verdicts are the same): the model
+    passes every gate, and the popular list for everyone, the ranking reversed and a forest on shuffled targets
+    each fail one. The table of every verdict is the message of a failure."""
+    reduced_forest(monkeypatch)
+    verdicts = {}
+    for seed in GATE_SEEDS:
+        train(real_data_dir, tmp_path / f"model-{seed}", seed)
+        verdicts[seed] = {
+            name: build_gate(model, tmp_path / f"model-{seed}") for name, model in twins(tmp_path / f"model-{seed}")
+        }
+    with monkeypatch.context() as shuffling:
+        shuffling.setattr(RelevanceForest, "fit", fit_on_shuffled_targets)
+        for seed in GATE_SEEDS:
+            train(real_data_dir, tmp_path / f"shuffled-{seed}", seed)
+            estimator = joblib.load(tmp_path / f"shuffled-{seed}" / MODEL_FILE_NAME)
+            verdicts[seed]["shuffled targets"] = build_gate(estimator, tmp_path / f"shuffled-{seed}")
+    table = "\n".join(
+        f"seed {seed} {name}, {gate} gate {'passed' if verdict.passed else 'FAILED'}: {verdict.describe(POPULAR)}"
+        for seed, row in verdicts.items()
+        for name, gates in row.items()
+        for gate, verdict in gates.items()
+    )
+    passes = {
+        (seed, name): all(verdict.passed for verdict in gates.values())
+        for seed, row in verdicts.items()
+        for name, gates in row.items()
+    }
+    assert all(passes[seed, "model"] for seed in GATE_SEEDS), table
+    assert not any(passed for (_, name), passed in passes.items() if name != "model"), table
 
 
 def test_a_score_below_the_expected_one_fails(synthetic_model_dir: Path, tmp_path: Path) -> None:

@@ -153,8 +153,11 @@ def test_scores_from_one_segment_move_that_segment_and_barely_the_others(
     train(real_data_dir, tmp_path / "retrained", 1, feedback_db=database)
     after = Recommender.load(tmp_path / "retrained" / MODEL_FILE_NAME)
 
-    # Measured with 20% of the users held out (issue 26) and warm start: 0.20 before, 0.25 after (with 10% held
-    # out the rise was above 0.08). Why the rise shrank is not known yet: see the closing note of that stop.
+    # The rise depends on which users training holds out, not on warm start (which leaves the cold trees as they
+    # were). Measured with the current code at seed 1: with 10% of the users held out, 0.155 before and 0.300 after
+    # (+0.145); with 20% (issue 26), 0.20 and 0.25 (+0.05): that split's model already shows more comedies to this
+    # segment (4 of the 22 titles it shows, against 5 of 23), and ends lower. A model that ignored the scores rises
+    # by 0; the bound is below the smaller of the two rises measured.
     assert genre_share(after, taste, titles) >= genre_share(before, taste, titles) + 0.04
     for age, gender, occupation in ((45, "M", "engineer"), (60, "F", "retired"), (20, "M", "student")):
         unchanged = set(before.recommend(age, gender, occupation)) & set(after.recommend(age, gender, occupation))
