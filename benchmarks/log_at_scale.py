@@ -69,7 +69,7 @@ def status_at(size: int, model_path: Path) -> dict:
         RecommendationLog(engine).create_tables()
         experiment_id = start_experiment(
             engine, share=0.5, control_version="c" * 64, candidate_version="d" * 64, candidate_model=b"",
-            candidate_metadata=None, ranking_gate_skipped=True,
+            candidate_metadata="{}", candidate_signature="", ranking_gate_skipped=True,
         )  # fmt: skip
         began = time.perf_counter()
         load_experiment_log(engine, experiment_id=experiment_id, count=size, share=0.5, version="c" * 64)
