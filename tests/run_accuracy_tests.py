@@ -87,12 +87,17 @@ def taste_gate(recommender: Recommender, data: list, predictions: np.ndarray, ra
     return judge_taste(scores, np.broadcast_to(pool_share, scores.shape), liked, disliked)
 
 
-def gate_verdicts(recommender: Recommender, data: list, predictions: np.ndarray, ranking: dict) -> dict[str, Verdict]:
-    """Every gate's verdict on the model, by name: the model passes when all of them pass."""
-    return {
+def checked(recommender: Recommender, test_data: Path) -> tuple[float, float, dict[str, Verdict]]:
+    """The model's R^2 on the test data, the R^2 expected, and every gate's verdict by name (the model passes
+    when all of them pass)."""
+    data, target, expected, ranking = read_test_data(test_data)
+    predictions = recommender.estimator.predict(data)
+    score = float(r2_score(target, predictions))  # the estimator's score(data, target), predicted once
+    gates = {
         "ranking": ranking_gate(recommender, ranking),
         "taste": taste_gate(recommender, data, predictions, ranking),
     }
+    return score, expected, gates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        data, target, expected, ranking = read_test_data(args.test_data)
-        recommender = Recommender.load(args.model)
-        predictions = recommender.estimator.predict(data)
-        score = float(r2_score(target, predictions))  # the estimator's score(data, target), predicted once
-        gates = gate_verdicts(recommender, data, predictions, ranking)
+        score, expected, gates = checked(Recommender.load(args.model), args.test_data)
     except (ModelFileError, ValueError, TypeError, KeyError) as error:
         print(f"accuracy check: {error}", file=sys.stderr)
         return UNUSABLE_INPUT

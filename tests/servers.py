@@ -1,5 +1,5 @@
 """main.py as a real process on a loopback port, for the tests that need a live server; a client that honours
-Retry-After."""
+Retry-After, and clients that run in threads until stopped."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 import requests
 
@@ -98,3 +99,27 @@ def ask(
             return answer, outcome, waits
         waits += 1
         time.sleep(float(answer.headers["Retry-After"]))
+
+
+class Clients:
+    """Threads running `run_client(client)`, one per client, from entering the context until leaving it; a client
+    loops until `stopped` is set."""
+
+    def __init__(self, count: int, join_seconds: float) -> None:
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+        self.join_seconds = join_seconds
+        self.threads = [threading.Thread(target=self.run_client, args=(client,)) for client in range(count)]
+
+    def run_client(self, client: int) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join(timeout=self.join_seconds)

@@ -12,7 +12,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import r2_score
 
 import app.training.train as training_module
 from app.model.data import Dataset, load_dataset
@@ -23,7 +22,7 @@ from app.training.gate import Verdict
 from app.training.metrics import split_users
 from app.training.train import TEST_DATA_FILE_NAME, train
 from tests.experiment.candidates import reversed_candidate
-from tests.run_accuracy_tests import POPULAR, gate_verdicts, read_test_data
+from tests.run_accuracy_tests import POPULAR, checked
 
 SCRIPT = Path(__file__).parent / "run_accuracy_tests.py"
 # The forest that the seed test trains 20 times: 10 trees instead of 100, a pool of 150 movies instead of 300. The
@@ -81,10 +80,9 @@ def twins(model_dir: Path) -> Iterator[tuple[str, RelevanceForest]]:
 def build_gate(model: RelevanceForest, model_dir: Path) -> dict[str, Verdict]:
     """Every gate's verdict on the model, as run_accuracy_tests.py decides them with the test data trained beside
     it; its R^2 check must pass."""
-    data, target, expected, ranking = read_test_data(model_dir / TEST_DATA_FILE_NAME)
-    predictions = model.predict(data)
-    assert r2_score(target, predictions) >= expected - 1e-5
-    return gate_verdicts(Recommender(model, "under test"), data, predictions, ranking)
+    score, expected, gates = checked(Recommender(model, "under test"), model_dir / TEST_DATA_FILE_NAME)
+    assert score >= expected - 1e-5
+    return gates
 
 
 def fit_on_shuffled_targets(

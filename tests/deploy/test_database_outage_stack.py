@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from app.model.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME
 from app.store.recommendation_log import recommendations
 from tests.deploy.test_run_stack import PASSWORD, ROOT, kill_group, stack_environ, start_stack
 from tests.relay import Relay, relayed_url
+from tests.servers import Clients
 
 pytestmark = [pytest.mark.stack, pytest.mark.service]
 
@@ -32,27 +32,16 @@ CLIENTS = 4
 WORKER_LOAD_SECONDS = 3
 
 
-class Recommending:
+class Recommending(Clients):
     """Clients asking for recommendations until stopped; each answer noted with its time, status and id."""
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
+        super().__init__(CLIENTS, join_seconds=30)
         self.url = url
         self.headers = headers
         self.answers: list[tuple[float, int, str | None]] = []
-        self.stopped = threading.Event()
-        self.threads = [threading.Thread(target=self._ask, args=(client,)) for client in range(CLIENTS)]
 
-    def __enter__(self) -> Recommending:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_exception: object) -> None:
-        self.stopped.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
-
-    def _ask(self, client: int) -> None:
+    def run_client(self, client: int) -> None:
         session = requests.Session()
         turn = 0
         while not self.stopped.is_set():

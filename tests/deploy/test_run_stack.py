@@ -107,13 +107,9 @@ def test_the_stack_serves_the_api_through_nginx_and_stops_on_sigterm(stack: tupl
     ]
     assert all(len(answer["recommendations"]) == 10 for answer in answers)
     # A fresh recommendation is scored once its worker's journal is copied: until then 503 with Retry-After.
-    scored, _, _ = ask(
-        requests.Session(),
-        f"{url}/api/recommend/score",
-        {"id": answers[0]["id"], "movie": answers[0]["recommendations"][0], "score": 4},
-        headers,
-        retry_after=True,
-    )
+    score = {"id": answers[0]["id"], "movie": answers[0]["recommendations"][0], "score": 4}
+    with requests.Session() as session:
+        scored, _, _ = ask(session, f"{url}/api/recommend/score", score, headers, retry_after=True)
     assert (scored.status_code, scored.json()) == (200, "Ok")
 
     metrics = requests.get(f"{url}/metrics", timeout=5).text

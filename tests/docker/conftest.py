@@ -5,7 +5,6 @@ These tests fail, never skip, when no engine answers: `make test` starts one (te
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import re
 import shlex
@@ -17,24 +16,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import requests
+
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "docker test password"
 # The test image's repository; each test run tags its own version.
 IMAGE_NAME = "recommender-test"
-
-
-def load_script(file_name: str, module_name: str) -> ModuleType:
-    """A stand-alone script of the project (deploy-docker.py, monitor-docker.py) as a module."""
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / file_name)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
 
 
 deploy_docker = load_script("deploy-docker.py", "deploy_docker")

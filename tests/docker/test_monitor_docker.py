@@ -21,7 +21,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import create_engine, make_url, text
 
-from tests.docker.conftest import load_script, wait_for_health, wait_until
+from tests.docker.conftest import wait_for_health, wait_until
+from tests.scripts import load_script
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,6 @@ import json
 import random
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,7 +27,7 @@ from app.training.metrics import split_users
 from app.training.train import TEST_USER_SHARE
 from tests.deploy.test_run_stack import PASSWORD, ROOT, kill_group, stack_environ, start_stack
 from tests.experiment.candidates import reversed_candidate
-from tests.servers import ask
+from tests.servers import Clients, ask
 
 pytestmark = [pytest.mark.dataset, pytest.mark.stack, pytest.mark.service]
 
@@ -60,29 +59,17 @@ class Population:
         return user, {"age": int(person["age"]), "gender": person["gender"], "occupation": person["occupation"]}
 
 
-class Visits:
+class Visits(Clients):
     """Clients that recommend to people and score as they would, until stopped; every answer is counted."""
 
     def __init__(self, url: str, headers: dict[str, str], population: Population) -> None:
+        super().__init__(CLIENTS, join_seconds=60)
         self.url, self.headers, self.population = url, headers, population
         self.outcomes: Counter = Counter()
         self.waits: dict[str, Counter] = {"recommend": Counter(), "score": Counter()}  # 503s waited out: requests
         self.versions: list[tuple[float, str]] = []  # (when answered, which model version answered)
-        self.stopped = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._visit, args=(client,)) for client in range(CLIENTS)]
 
-    def __enter__(self) -> Visits:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stopped.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-
-    def _visit(self, client: int) -> None:
+    def run_client(self, client: int) -> None:
         draw = random.Random(client)
         with requests.Session() as session:
             while not self.stopped.is_set():

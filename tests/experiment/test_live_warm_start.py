@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import random
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,7 +26,7 @@ from app.model.recommender import MODEL_FILE_NAME, Recommender
 from tests.deploy.test_run_stack import PASSWORD, kill_group, stack_environ, start_stack
 from tests.experiment.candidates import cold_twin
 from tests.experiment.test_live import Population, experiment, served_by, status
-from tests.servers import ask
+from tests.servers import Clients, ask
 
 pytestmark = [pytest.mark.dataset, pytest.mark.stack, pytest.mark.service]
 
@@ -45,39 +44,28 @@ MOST_UNITS = 5_000
 STALLED = 60.0
 
 
-class Visits:
+class Visits(Clients):
     """Clients that run visits until stopped; every answer is counted, and every title shown again that the
     visitor had scored."""
 
     def __init__(self, url: str, headers: dict[str, str], population: Population) -> None:
+        super().__init__(CLIENTS, join_seconds=60)
         self.url, self.headers, self.population = url, headers, population
         self.outcomes: Counter = Counter()
         self.shown_again: list[tuple[str, str]] = []  # (client, title)
         self.ids: list[str] = []
-        self.stopped = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._visits, args=(client,)) for client in range(CLIENTS)]
 
-    def __enter__(self) -> Visits:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stopped.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-
-    def _visits(self, client: int) -> None:
+    def run_client(self, client: int) -> None:
         draw = random.Random(client)
         pending: list[tuple[float, dict]] = []  # (when to send, score)
         with requests.Session() as session:
-            for visit in range(sys.maxsize):
-                if self.stopped.is_set():
-                    return
+            visit = 0
+            while not self.stopped.is_set():
                 pending += self._visit(session, f"visitor-{client}-{visit}", draw)
-                due = [score for when, score in pending if when <= time.monotonic()]
-                pending = [(when, score) for when, score in pending if when > time.monotonic()]
+                visit += 1
+                now = time.monotonic()  # one reading: a score falls in due or stays pending, never in neither
+                due = [score for when, score in pending if when <= now]
+                pending = [(when, score) for when, score in pending if when > now]
                 for score in due:
                     _, outcome, _ = ask(session, f"{self.url}/api/recommend/score", score, self.headers,
                                         retry_after=True)  # fmt: skip

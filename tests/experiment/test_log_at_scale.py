@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import re
 import subprocess
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,7 +21,7 @@ from app.store.recommendation_log import RecommendationLog, make_engine
 from tests.deploy.test_run_stack import PASSWORD, kill_group, stack_environ, start_stack
 from tests.experiment.bulk_log import load_experiment_log
 from tests.experiment.test_live import experiment
-from tests.servers import ask
+from tests.servers import Clients, ask
 
 pytestmark = [pytest.mark.stack, pytest.mark.service]
 
@@ -34,26 +33,15 @@ CLIENTS = 4
 SECONDS = 30
 
 
-class Traffic:
+class Traffic(Clients):
     """Clients that recommend to random people and score two of the titles (one of them again), asking once."""
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
+        super().__init__(CLIENTS, join_seconds=60)
         self.url, self.headers = url, headers
         self.outcomes: Counter = Counter()
-        self.stopped = threading.Event()
-        self.threads = [threading.Thread(target=self._visit, args=(client,)) for client in range(CLIENTS)]
 
-    def __enter__(self) -> Traffic:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stopped.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-
-    def _visit(self, client: int) -> None:
+    def run_client(self, client: int) -> None:
         draw = random.Random(client)
         with requests.Session() as session:
             while not self.stopped.is_set():
