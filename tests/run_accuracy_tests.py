@@ -14,6 +14,10 @@ Two checks, both reported:
   together pass the first check whatever the model is worth; this one fails a
   model that ranks worse than popularity, such as its ranking reversed or a
   forest trained on shuffled targets, and popularity itself served to all.
+- The warm check, by the same rule: each held-out user's list given 5 of their scores at random (test_data.json's
+  "warm"), against the model's cold list with those titles taken out, scored by the titles they liked among the
+  rest. Here the model must be better (a lower bound above 0): a model that ignores the scores, or one made
+  before warm start, answers the cold lists and fails.
 
 Exit status: 0 when both pass, 1 when either fails, 2 when a file is missing or malformed.
 """
@@ -34,14 +38,17 @@ import pandas as pd
 from sklearn.metrics import r2_score
 
 from app.model.recommender import ModelFileError, Recommender
-from app.training.gate import GATE_DEPTH, Verdict, judge, judge_taste
+from app.training.gate import BETTER, GATE_DEPTH, Verdict, judge, judge_taste
 
 CHECK_PASSED, SCORE_TOO_LOW, UNUSABLE_INPUT = 0, 1, 2
-POPULAR = "most rated 4+"
+POPULAR, COLD = "most rated 4+", "the cold model"
 RANKING_KEYS = {"k", "users", "most_rated_4plus", "pool_positive_share"}
+WARM_KEYS = {"revealed", "users"}
+# What each gate compares the model with (app/training/gate.py).
+REFERENCES = {"ranking": POPULAR, "taste": POPULAR, "warm": COLD}
 
 
-def read_test_data(path: Path) -> tuple[list, list, float, dict]:
+def read_test_data(path: Path) -> tuple[list, list, float, dict, dict]:
     try:
         document = json.loads(path.read_text())
     except OSError as error:
@@ -62,7 +69,10 @@ def read_test_data(path: Path) -> tuple[list, list, float, dict]:
         )
     if ranking["k"] != GATE_DEPTH:
         raise ValueError(f"{path} ranks {ranking['k']} titles, the gate {GATE_DEPTH}: retrain with python -m app.train")
-    return data, target, float(expected), ranking
+    warm = document.get("warm")
+    if not isinstance(warm, dict) or not warm.keys() >= WARM_KEYS:
+        raise ValueError(f"{path} has no warm check ({', '.join(sorted(WARM_KEYS))}): retrain with python -m app.train")
+    return data, target, float(expected), ranking, warm
 
 
 def ranking_gate(recommender: Recommender, ranking: dict) -> Verdict:
@@ -71,6 +81,19 @@ def ranking_gate(recommender: Recommender, ranking: dict) -> Verdict:
     model_lists = [recommender.recommend(user["age"], user["gender"], user["occupation"], GATE_DEPTH) for user in users]
     popular_lists = [ranking["most_rated_4plus"]] * len(users)
     return judge(model_lists, popular_lists, [set(user["liked"]) for user in users])
+
+
+def warm_gate(recommender: Recommender, warm: dict) -> Verdict:
+    """The model's lists for the held-out users given their revealed scores, as the service answers them, against
+    its cold lists with the revealed titles taken out (what a model that ignores the scores answers)."""
+    warm_lists, cold_lists = [], []
+    for user in warm["users"]:
+        person = user["age"], user["gender"], user["occupation"]
+        rated = {entry["movie"]: entry["score"] for entry in user["rated"]}
+        warm_lists.append(recommender.recommend(*person, GATE_DEPTH, rated=rated))
+        cold = recommender.recommend(*person, GATE_DEPTH + len(rated))
+        cold_lists.append([title for title in cold if title not in rated][:GATE_DEPTH])
+    return judge(warm_lists, cold_lists, [set(user["liked"]) for user in warm["users"]], margin_share=BETTER)
 
 
 def taste_gate(recommender: Recommender, data: list, predictions: np.ndarray, ranking: dict) -> Verdict:
@@ -90,12 +113,13 @@ def taste_gate(recommender: Recommender, data: list, predictions: np.ndarray, ra
 def checked(recommender: Recommender, test_data: Path) -> tuple[float, float, dict[str, Verdict]]:
     """The model's R^2 on the test data, the R^2 expected, and every gate's verdict by name (the model passes
     when all of them pass)."""
-    data, target, expected, ranking = read_test_data(test_data)
+    data, target, expected, ranking, warm = read_test_data(test_data)
     predictions = recommender.estimator.predict(data)
     score = float(r2_score(target, predictions))  # the estimator's score(data, target), predicted once
     gates = {
         "ranking": ranking_gate(recommender, ranking),
         "taste": taste_gate(recommender, data, predictions, ranking),
+        "warm": warm_gate(recommender, warm),
     }
     return score, expected, gates
 
@@ -126,10 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"accuracy check passed: R^2 {score:.6f}, expected {expected:.6f} (tolerance {args.error_tolerance:g})")
     for name, gate in gates.items():
         if gate.passed:
-            print(f"{name} gate passed: {gate.describe(POPULAR)}")
+            print(f"{name} gate passed: {gate.describe(REFERENCES[name])}")
             continue
         verdict = "IGNORED (--skip-ranking-gate)" if args.skip_ranking_gate else "FAILED"
-        print(f"{name} gate {verdict}: {gate.describe(POPULAR)}: {gate.reason(POPULAR)}", file=sys.stderr)
+        reference = REFERENCES[name]
+        print(f"{name} gate {verdict}: {gate.describe(reference)}: {gate.reason(reference)}", file=sys.stderr)
         failed = failed or not args.skip_ranking_gate
     return SCORE_TOO_LOW if failed else CHECK_PASSED
 

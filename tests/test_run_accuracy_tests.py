@@ -22,7 +22,7 @@ from app.training.gate import Verdict
 from app.training.metrics import split_users
 from app.training.train import TEST_DATA_FILE_NAME, train
 from tests.experiment.candidates import reversed_candidate
-from tests.run_accuracy_tests import POPULAR, checked
+from tests.run_accuracy_tests import REFERENCES, checked
 
 SCRIPT = Path(__file__).parent / "run_accuracy_tests.py"
 # The forest that the seed test trains 20 times: 10 trees instead of 100, a pool of 150 movies instead of 300. The
@@ -30,7 +30,8 @@ SCRIPT = Path(__file__).parent / "run_accuracy_tests.py"
 REDUCED_FOREST = {"n_estimators": 10, "pool_size": 150}
 GATE_SEEDS = range(1, 11)
 FIT = RelevanceForest.fit
-NO_USERS = '"ranking": {"k": 10, "users": [], "most_rated_4plus": [], "pool_positive_share": []}}'
+NO_RANKED_USERS = '"ranking": {"k": 10, "users": [], "most_rated_4plus": [], "pool_positive_share": []}'
+NO_USERS = NO_RANKED_USERS + ', "warm": {"revealed": 5, "users": []}}'
 UNKNOWN_MOVIE = '{"data": [[30, "M", "writer", 999999]], "target": [1], "expected_score": 0.1, ' + NO_USERS
 
 
@@ -44,6 +45,15 @@ def test_a_model_on_its_own_test_data_passes(synthetic_model_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("accuracy check passed")
     assert "ranking gate passed: NDCG@10" in result.stdout
+    assert "warm gate passed: NDCG@10" in result.stdout and "for the cold model" in result.stdout
+
+
+def test_a_model_that_ignores_the_scores_fails_the_warm_gate(synthetic_model_dir: Path, tmp_path: Path) -> None:
+    joblib.dump(cold_twin(joblib.load(synthetic_model_dir / MODEL_FILE_NAME)), tmp_path / MODEL_FILE_NAME)
+    result = run_check(tmp_path / MODEL_FILE_NAME, synthetic_model_dir / TEST_DATA_FILE_NAME)
+    assert result.returncode == 1, result.stdout
+    assert "ranking gate passed" in result.stdout
+    assert "warm gate FAILED" in result.stderr and "the lists are those of the cold model" in result.stderr
 
 
 def serving_the_popular_list(model_dir: Path, out_dir: Path) -> Path:
@@ -70,11 +80,19 @@ def reversed_twin(model: RelevanceForest) -> RelevanceForest:
     return model
 
 
+def cold_twin(model: RelevanceForest) -> RelevanceForest:
+    """The model without its warm part: it answers its cold lists whatever the person scored, as a model made
+    before warm start does."""
+    del model.warm_
+    return model
+
+
 def twins(model_dir: Path) -> Iterator[tuple[str, RelevanceForest]]:
     """The model trained there, then each of its broken twins (the forest, and so the R^2, untouched)."""
     yield "model", joblib.load(model_dir / MODEL_FILE_NAME)
     yield "popular list", popular_twin(joblib.load(model_dir / MODEL_FILE_NAME), model_dir)
     yield "reversed", reversed_twin(joblib.load(model_dir / MODEL_FILE_NAME))
+    yield "scores ignored", cold_twin(joblib.load(model_dir / MODEL_FILE_NAME))
 
 
 def build_gate(model: RelevanceForest, model_dir: Path) -> dict[str, Verdict]:
@@ -151,8 +169,8 @@ def test_at_every_training_seed_the_model_passes_and_its_broken_twins_are_refuse
     real_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Seeds 1-10 of a smaller forest (the README shows that the served forest's verdicts are the same): the model
-    passes every gate, and the popular list for everyone, the ranking reversed and a forest on shuffled targets
-    each fail one. The table of every verdict is the message of a failure."""
+    passes every gate, and the popular list for everyone, the ranking reversed, a forest on shuffled targets and
+    the model with its warm part removed each fail one. The table of every verdict is the message of a failure."""
     reduced_forest(monkeypatch)
     verdicts = {}
     for seed in GATE_SEEDS:
@@ -167,7 +185,8 @@ def test_at_every_training_seed_the_model_passes_and_its_broken_twins_are_refuse
             estimator = joblib.load(tmp_path / f"shuffled-{seed}" / MODEL_FILE_NAME)
             verdicts[seed]["shuffled targets"] = build_gate(estimator, tmp_path / f"shuffled-{seed}")
     table = "\n".join(
-        f"seed {seed} {name}, {gate} gate {'passed' if verdict.passed else 'FAILED'}: {verdict.describe(POPULAR)}"
+        f"seed {seed} {name}, {gate} gate {'passed' if verdict.passed else 'FAILED'}: "
+        f"{verdict.describe(REFERENCES[gate])}"
         for seed, row in verdicts.items()
         for name, gates in row.items()
         for gate, verdict in gates.items()
@@ -207,6 +226,10 @@ def test_the_tolerance_admits_a_slightly_lower_score(synthetic_model_dir: Path, 
         ('{"data": [], "target": [], "expected_score": 0.1}', "non-empty lists of the same length"),
         ('{"data": [[1, "M", "writer", 1]], "target": [1], "expected_score": "high"}', "finite number"),
         ('{"data": [[1, "M", "writer", 1]], "target": [1], "expected_score": 0.1}', "has no ranking check"),
+        (
+            '{"data": [[1, "M", "writer", 1]], "target": [1], "expected_score": 0.1, ' + NO_RANKED_USERS + "}",
+            "has no warm check",
+        ),
         (UNKNOWN_MOVIE, "unknown movie_id"),
         ('{"data": [[30, "M"]], "target": [1], "expected_score": 0.1, ' + NO_USERS, "accuracy check:"),
     ],
