@@ -28,8 +28,6 @@ from tests.servers import Clients
 pytestmark = [pytest.mark.stack, pytest.mark.service]
 
 CLIENTS = 4
-# A replaced worker loads the app before it accepts: the next is killed only once it had time to.
-WORKER_LOAD_SECONDS = 3
 
 
 class Recommending(Clients):
@@ -83,6 +81,23 @@ def wait_for_new_workers(stack: subprocess.Popen, old: set[int], count: int, sec
     raise AssertionError(f"uwsgi did not replace workers {sorted(old)} within {seconds} s")
 
 
+def wait_until_serving(stack_log: Path, workers: set[int], seconds: float = 60) -> None:
+    """Until uwsgi has logged that each of the workers has loaded the app (with lazy-apps a worker loads it before it
+    accepts, in 4-6 s on these machines): only then may the next be killed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        lines = stack_log.read_text(errors="replace").splitlines()
+        if all(any(has_loaded(line, worker) for line in lines) for worker in workers):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"uwsgi workers {sorted(workers)} did not load the app within {seconds} s")
+
+
+def has_loaded(line: str, worker: int) -> bool:
+    """Whether the line is uwsgi's saying that the worker has loaded the app."""
+    return line.startswith("WSGI app 0 (mountpoint='') ready in") and line.endswith(f"pid: {worker} (default app)")
+
+
 def stored_ids(database_url: str) -> set[str]:
     engine = create_engine(database_url)
     try:
@@ -111,7 +126,7 @@ def test_recommendations_are_answered_while_every_worker_is_replaced_during_an_o
                 os.kill(worker, signal.SIGKILL)
                 killed += 1
                 wait_for_new_workers(stack, {worker}, count=2)
-                time.sleep(WORKER_LOAD_SECONDS)
+                wait_until_serving(tmp_path / "stack.log", set(uwsgi_processes(stack, "worker")))
             before_reload = set(uwsgi_processes(stack, "worker"))
             (master,) = uwsgi_processes(stack, "master")
             swap = subprocess.run(
@@ -123,7 +138,7 @@ def test_recommendations_are_answered_while_every_worker_is_replaced_during_an_o
             )
             assert swap.returncode == 0, swap.stderr
             wait_for_new_workers(stack, before_reload, count=2)
-            time.sleep(WORKER_LOAD_SECONDS)
+            wait_until_serving(tmp_path / "stack.log", set(uwsgi_processes(stack, "worker")))
             relay.open()
         acknowledged = clients.acknowledged()
         assert len(acknowledged) > 100, "the load did not get going"
