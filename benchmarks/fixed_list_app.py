@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from app.model.recommender import Recommender
 from main import app
 
 
 class FixedList(Recommender):
-    def recommend(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[str]:
+    def recommend(
+        self, age: int, gender: str, occupation: str, max_recs: int = 10, rated: Mapping[str, float] | None = None
+    ) -> list[str]:
         return self.estimator.titles_[:max_recs].tolist()
 
 

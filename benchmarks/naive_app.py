@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from app.model.recommender import Recommender
@@ -9,7 +11,9 @@ from main import app
 
 
 class PredictPerRequest(Recommender):
-    def recommend(self, age: int, gender: str, occupation: str, max_recs: int = 10) -> list[str]:
+    def recommend(
+        self, age: int, gender: str, occupation: str, max_recs: int = 10, rated: Mapping[str, float] | None = None
+    ) -> list[str]:
         model = self.estimator
         movie_ids = model.movie_ids_[model.pool_]
         scores = model.predict([[age, gender, occupation, int(movie_id)] for movie_id in movie_ids])
