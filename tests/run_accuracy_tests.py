@@ -1,8 +1,8 @@
-"""Check a model against the held-out users its test data was cut from: its R^2, and a ranking gate.
+"""Check a model against the held-out users its test data was cut from: its R^2, and the gates.
 
 python tests/run_accuracy_tests.py MODEL.pkl TEST_DATA.json [--error-tolerance 1e-5]
 
-Two checks, both reported:
+Every check is reported:
 - R^2 on the held-out rows is expected_score (recorded at training) within the
   tolerance, or better: the file was not changed and the libraries predict alike.
 - The ranking gate (app/training/gate.py, the rule every gate uses): the model's
@@ -13,13 +13,15 @@ Two checks, both reported:
   users), and its lists are not popularity's own. A model and its test file made
   together pass the first check whatever the model is worth; this one fails a
   model that ranks worse than popularity, such as its ranking reversed or a
-  forest trained on shuffled targets, and popularity itself served to all.
+  forest trained on shuffled targets, and popularity itself served to all. The
+  taste gate, by the same rule, asks the forest's scores to order what each held-out
+  user liked above what they did not (an AUC among the titles they rated).
 - The warm check, by the same rule: each held-out user's list given 5 of their scores at random (test_data.json's
   "warm"), against the model's cold list with those titles taken out, scored by the titles they liked among the
   rest. Here the model must be better (a lower bound above 0): a model that ignores the scores, or one made
   before warm start, answers the cold lists and fails.
 
-Exit status: 0 when both pass, 1 when either fails, 2 when a file is missing or malformed.
+Exit status: 0 when every check passes, 1 when any fails, 2 when a file is missing or malformed.
 """
 
 from __future__ import annotations
