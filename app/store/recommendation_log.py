@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import (
     Engine,
     Table,
+    bindparam,
     create_engine,
     event,
     inspect,
@@ -38,6 +39,10 @@ SCORE_WAIT_SECONDS = 0.5
 COPY_POLL_SECONDS = 0.02
 PENDING_ID_SECONDS = 3600.0
 CLOCK_MARGIN_SECONDS = 10.0
+# What a score needs of its recommendation, built once (experiment_sums.py says why).
+SCORED = select(recommendations.c.titles, recommendations.c.arm).where(
+    recommendations.c.id == bindparam("recommendation_id")
+)
 
 
 class RecommendationPending(Exception):
@@ -85,6 +90,11 @@ class RecommendationLog:
         self.journal = journal
         self.ids = ids or RecommendationIds(secrets.token_urlsafe(32))
         self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+        score = self._insert(scores)
+        self._score_upsert = score.on_conflict_do_update(  # built once: a score is the busiest write
+            index_elements=[scores.c.recommendation_id, scores.c.movie],
+            set_={"score": score.excluded.score, "scored_at": score.excluded.scored_at},
+        )
 
     def create_tables(self) -> None:
         """Create what is missing, and prove the database takes writes (a read-only file would not)."""
@@ -190,22 +200,20 @@ class RecommendationLog:
 
     def _store_score(self, recommendation_id: str, movie: str, score: float) -> str | None:
         with self.engine.begin() as connection:
-            recommended = connection.execute(
-                select(recommendations.c.titles, recommendations.c.arm).where(recommendations.c.id == recommendation_id)
-            ).one_or_none()
+            recommended = connection.execute(SCORED, {"recommendation_id": recommendation_id}).one_or_none()
             if recommended is None:
                 raise ScoreRejected("id", "no recommendation has this id")
             if movie not in recommended.titles:
                 raise ScoreRejected("movie", "not one of the titles recommended with this id")
             if recommended.arm is not None:
                 experiment_sums.add_score(connection, recommendation_id=recommendation_id, movie=movie, score=score)
-            statement = self._insert(scores).values(
-                recommendation_id=recommendation_id, movie=movie, score=score, scored_at=datetime.now(UTC)
-            )
             connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[scores.c.recommendation_id, scores.c.movie],
-                    set_={"score": statement.excluded.score, "scored_at": statement.excluded.scored_at},
-                )
+                self._score_upsert,
+                {
+                    "recommendation_id": recommendation_id,
+                    "movie": movie,
+                    "score": score,
+                    "scored_at": datetime.now(UTC),
+                },
             )
         return recommended.arm
