@@ -1,8 +1,10 @@
 """An experiment's running sums: what app/experiment/analysis.py's Arm needs, kept as rows arrive.
 
 A unit is the request's client, else the recommendation itself; x is a unit's liked titles (scored 4 or 5,
-an unscored title counts as not liked), y its recommendations. Per unit the table keeps x, y and its scored
-recommendations; per arm it keeps the units, the sums of x, x^2, y, y^2 and x*y, the titles shown, the
+an unscored title counts as not liked), y its recommendations. Per client the table keeps x, y and its scored
+recommendations; a recommendation without a client needs no row of its own (its y is 1, its x is read from its
+scores, which a score reads anyway), so the copy of client-less traffic writes only the arms' rows. Per arm it
+keeps the units, the sums of x, x^2, y, y^2 and x*y, the titles shown, the
 recommendations scored, the units with one scored (scored_units), the scores and their sum. Each change is
 made in the transaction that stores its row (the drain's copy of a journal, a recommendation recorded
 without one, a score), so the sums are exact and a crash cannot count a row twice: `status` and the
@@ -52,11 +54,17 @@ def add_recommendations(connection: Connection, rows: list[dict]) -> None:
     in_experiment = [row for row in rows if row.get("experiment_id") is not None]
     if not in_experiment:
         return
-    added, shown = Counter(), Counter()
+    added, alone, shown = Counter(), Counter(), Counter()
     for row in in_experiment:
-        added[(row["experiment_id"], row["arm"], row["client"] or row["id"])] += 1
-        shown[(row["experiment_id"], row["arm"])] += len(row["titles"])
+        arm_key = (row["experiment_id"], row["arm"])
+        if row["client"]:
+            added[(*arm_key, row["client"])] += 1
+        else:  # a unit of its own, not scored yet (a score waits for its recommendation): y = 1, x = 0
+            alone[arm_key] += 1
+        shown[arm_key] += len(row["titles"])
     changes: dict[ArmKey, Counter] = defaultdict(Counter)
+    for arm_key, units in alone.items():
+        changes[arm_key].update(units=units, recommendations=units, recommendation_squares=units)
     unit_changes = {key: (n, 0, 0) for key, n in added.items()}
     for (experiment_id, arm, unit), (y, x, _) in _add_to_units(connection, unit_changes):
         change, old_y = changes[(experiment_id, arm)], y - added[(experiment_id, arm, unit)]
@@ -83,8 +91,10 @@ def add_score(connection: Connection, *, recommendation_id: str, movie: str, sco
     liked = _liked(score) - _liked(old)
     arm_key = (recommended.experiment_id, recommended.arm)
     if liked or first:
-        key = (*arm_key, recommended.client or recommendation_id)
-        ((_, (y, x, scored)),) = _add_to_units(connection, {key: (0, liked, first)})
+        if recommended.client:
+            ((_, (y, x, scored)),) = _add_to_units(connection, {(*arm_key, recommended.client): (0, liked, first)})
+        else:  # the recommendation is the unit: one recommendation, scored now, its liked titles in given
+            y, x, scored = 1, sum(map(_liked, given.values())) + liked, 1
         old_x = x - liked
         change.update(liked=liked, liked_squares=x * x - old_x * old_x, liked_times_recommendations=liked * y)
         change["scored_units"] += int(first and scored == 1)  # the unit's first scored recommendation

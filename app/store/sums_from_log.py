@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     Engine,
@@ -32,13 +33,14 @@ from sqlalchemy.exc import DBAPIError
 from app.store.experiment_sums import LIKED_SCORE, SUMS
 from app.store.tables import experiment_arm_sums, experiment_units, experiments, recommendations, scores
 
-# Each unit's figures, made once and read twice (into the units' sums and the arms'), for this transaction alone.
+# Each unit's figures, made once and read twice (into the clients' rows and the arms' sums), for this transaction alone.
 per_unit = Table(
     "log_sums_per_unit",
     MetaData(),
     Column("experiment_id", Integer),
     Column("arm", String(9)),
     Column("unit", String(64)),
+    Column("is_client", Boolean),
     *(Column(name, BigInteger) for name in ("recommendations", "liked", "shown", "scored", "scores")),
     Column("score_sum", Float),
     prefixes=["TEMPORARY"],
@@ -73,9 +75,8 @@ def sum_log(connection: Connection) -> None:
     per_unit.create(connection)
     connection.execute(insert(per_unit).from_select([column.name for column in per_unit.c], _per_unit_query()))
     unit_columns = [column.name for column in experiment_units.c]
-    connection.execute(
-        insert(experiment_units).from_select(unit_columns, select(*(per_unit.c[name] for name in unit_columns)))
-    )
+    clients = select(*(per_unit.c[name] for name in unit_columns)).where(per_unit.c.is_client)
+    connection.execute(insert(experiment_units).from_select(unit_columns, clients))
     x, y = per_unit.c.liked, per_unit.c.recommendations
     per_arm = select(
         per_unit.c.experiment_id,
@@ -109,12 +110,14 @@ def _per_unit_query() -> Select:
         .subquery()
     )  # fmt: skip
     unit = func.coalesce(recommendations.c.client, recommendations.c.id)
+    is_client = recommendations.c.client.is_not(None)
     scored = per_recommendation.c.scores.is_not(None)
     return (
         select(
             recommendations.c.experiment_id,
             recommendations.c.arm,
             unit,
+            is_client,
             func.count(),
             func.coalesce(func.sum(per_recommendation.c.liked), 0),
             func.sum(func.json_array_length(recommendations.c.titles)),
@@ -128,5 +131,5 @@ def _per_unit_query() -> Select:
             )
         )
         .where(recommendations.c.experiment_id.is_not(None))
-        .group_by(recommendations.c.experiment_id, recommendations.c.arm, unit)
+        .group_by(recommendations.c.experiment_id, recommendations.c.arm, unit, is_client)
     )

@@ -106,7 +106,8 @@ replicas = Table(
     Column("seen_at", DateTime(timezone=True), nullable=False),
 )
 # An experiment's running sums (app/store/experiment_sums.py), kept as its recommendations and scores arrive.
-# Per unit (the request's client, else the recommendation): what the squares and products of the arm's sums need.
+# Per client (a unit: the squares and products of the arm's sums need its figures; a recommendation without a
+# client is a unit of its own, with no row here).
 experiment_units = Table(
     "experiment_units",
     metadata,

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from app.model.data import RELEVANT_RATING
 from app.store.experiment_sums import LIKED_SCORE, arm_sums
@@ -15,7 +15,7 @@ from app.store.experiments import start_experiment
 from app.store.journal import Journal
 from app.store.recommendation_log import RecommendationLog
 from app.store.sums_from_log import sum_log
-from app.store.tables import experiment_arm_sums, experiment_units
+from app.store.tables import experiment_arm_sums, experiment_units, recommendations
 from tests.store.log_sums import sums_by_pandas
 
 TITLES = [f"Movie {number} (1990)" for number in range(10)]
@@ -48,15 +48,32 @@ def score_some(log: RecommendationLog, draw: random.Random, recommended: list[st
             assert getattr(error, "field", None) == "movie"
 
 
+def assert_units_are_the_clients(log: RecommendationLog) -> None:
+    """A row per client of an experiment's arm, and none for a recommendation without a client (its own unit)."""
+    with log.engine.connect() as connection:
+        rows = set(connection.execute(select(experiment_units.c.experiment_id, experiment_units.c.arm,
+                                             experiment_units.c.unit)).all())  # fmt: skip
+        clients = set(
+            connection.execute(
+                select(recommendations.c.experiment_id, recommendations.c.arm, recommendations.c.client)
+                .where(recommendations.c.experiment_id.is_not(None), recommendations.c.client.is_not(None))
+                .distinct()
+            ).all()
+        )
+    assert rows == clients
+
+
 def assert_sums_match_the_log(log: RecommendationLog) -> None:
     expected = sums_by_pandas(log.engine, EXPERIMENT)
     assert as_floats(arm_sums(log.engine, EXPERIMENT)) == expected
+    assert_units_are_the_clients(log)
     # The same sums made in bulk from the log, by the same rules (how a log loaded in bulk, or an old one, is summed).
     with log.engine.begin() as connection:
         connection.execute(delete(experiment_arm_sums))
         connection.execute(delete(experiment_units))
         sum_log(connection)
     assert as_floats(arm_sums(log.engine, EXPERIMENT)) == expected
+    assert_units_are_the_clients(log)
 
 
 def test_the_liked_score_is_the_models() -> None:
