@@ -4,14 +4,13 @@ A unit is the request's client, else the recommendation itself; x is a unit's li
 an unscored title counts as not liked), y its recommendations. Per client the table keeps x, y and its scored
 recommendations; a recommendation without a client needs no row of its own (its y is 1, its x is read from its
 scores, which a score reads anyway), so the copy of client-less traffic writes only the arms' rows. Per arm it
-keeps the units, the sums of x, x^2, y, y^2 and x*y, the titles shown, the
-recommendations scored, the units with one scored (scored_units), the scores and their sum. Each change is
-made in the transaction that stores its row (the drain's copy of a journal, a recommendation recorded
-without one, a score), so the sums are exact and a crash cannot count a row twice: `status` and the
-guardrail read a few rows however long the log.
+keeps the units, the sums of x, x^2, y, y^2 and x*y, the titles shown, the recommendations scored, the units
+with one scored (scored_units), the scores and their sum. Each change is made in the transaction that stores
+its row (the drain's copy of a journal, a recommendation recorded without one, a score), so the sums are exact
+and a crash cannot count a row twice: `status` and the guardrail read a few rows however long the log.
 
-A change to a unit's x or y changes x^2, y^2 and x*y by the difference of the squares (the unit's row
-returns its new values). Scoring a title again replaces the old score. An arm's sums are split over SHARDS
+A change to a unit's x or y changes x^2, y^2 and x*y by the difference of the squares (a client's row returns
+its new values). Scoring a title again replaces the old score. An arm's sums are split over SHARDS
 rows, each transaction adding to one at random, so that copies and scores seldom wait on one another.
 Locks are taken in one order, the recommendation, then units sorted, then arm rows sorted, so that
 concurrent transactions cannot deadlock.
