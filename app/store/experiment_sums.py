@@ -46,6 +46,15 @@ RECOMMENDED = (
 GIVEN = select(scores.c.movie, scores.c.score).where(scores.c.recommendation_id == bindparam("recommendation_id"))
 
 
+def take_write_lock(connection: Connection) -> None:
+    """On SQLite, take the database's write lock now, in a transaction that reads before it writes (a score, a
+    journal's copy): its reads then see what the last writer left, as the sums need, and its first write cannot
+    fail as "database is locked" (a deferred transaction that has read cannot wait for the lock: SQLite refuses
+    it at once). On PostgreSQL the rows read FOR UPDATE are locked instead."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def add_recommendations(connection: Connection, rows: list[dict]) -> None:
     """Count the recommendations of an experiment about to be inserted in this transaction. None of them may be
     in the table yet: the journal's copy passes only those it has not found there, and a recommendation recorded

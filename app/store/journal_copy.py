@@ -64,6 +64,7 @@ class JournalCopy:
             except ValueError as error:
                 unreadable.append((line, f"not a journaled recommendation: {error}"))
         with self.engine.begin() as connection:
+            experiment_sums.take_write_lock(connection)
             inserted, refused = self._insert_rows(connection, rows)
             # `inserted`: the recommendations this transaction adds (a line copied before is not among them).
             self._save_offset(connection, path.name, end)

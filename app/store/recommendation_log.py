@@ -200,6 +200,7 @@ class RecommendationLog:
 
     def _store_score(self, recommendation_id: str, movie: str, score: float) -> str | None:
         with self.engine.begin() as connection:
+            experiment_sums.take_write_lock(connection)
             recommended = connection.execute(SCORED, {"recommendation_id": recommendation_id}).one_or_none()
             if recommended is None:
                 raise ScoreRejected("id", "no recommendation has this id")

@@ -6,7 +6,6 @@ import random
 import threading
 from pathlib import Path
 
-import pytest
 from sqlalchemy import delete, select
 
 from app.model.data import RELEVANT_RATING
@@ -122,12 +121,7 @@ def test_a_recommendation_copied_twice_is_counted_once(log: RecommendationLog, t
     assert_sums_match_the_log(log)
 
 
-@pytest.mark.service
-def test_concurrent_copies_and_scores_on_postgresql_lose_nothing(empty_postgres: str, tmp_path: Path) -> None:
-    from app.store.recommendation_log import make_engine
-
-    log = RecommendationLog(make_engine(empty_postgres))
-    log.create_tables()
+def test_concurrent_copies_and_scores_lose_nothing(log: RecommendationLog, tmp_path: Path) -> None:
     journaled = [RecommendationLog(log.engine, Journal(tmp_path / f"journal-{n}"), log.ids) for n in range(2)]
     draw = random.Random(8)
     recommended = [recommend(log, draw, number) for number in range(100)]
@@ -158,7 +152,6 @@ def test_concurrent_copies_and_scores_on_postgresql_lose_nothing(empty_postgres:
         thread.join()
     assert not failures, failures
     assert_sums_match_the_log(log)
-    log.engine.dispose()
 
 
 def test_an_experiment_running_across_the_upgrade_is_summed_from_the_log_at_start(log: RecommendationLog) -> None:
