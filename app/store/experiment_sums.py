@@ -131,13 +131,14 @@ def _liked(score: float | None) -> int:
 
 
 @functools.cache
-def _upsert(dialect_name: str, table: Table, sums: tuple[str, ...]) -> Insert:
-    """INSERT into table, or, where its primary key is there, add each of sums to the row's; returning the row."""
+def _upsert(dialect_name: str, table: Table, sums: tuple[str, ...], *, returning: bool = False) -> Insert:
+    """INSERT into table, or, where its primary key is there, add each of sums to the row's (returning the row)."""
     statement = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
-    return statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=list(table.primary_key),
         set_={name: table.c[name] + statement.excluded[name] for name in sums},
-    ).returning(*table.c)
+    )
+    return upsert.returning(*table.c) if returning else upsert
 
 
 def _add_to_units(connection: Connection, changes: dict[Key, tuple[int, ...]]) -> Iterable[tuple[Key, tuple]]:
@@ -152,7 +153,8 @@ def _add_to_units(connection: Connection, changes: dict[Key, tuple[int, ...]]) -
     ]
     if not values:
         return
-    for row in connection.execute(_upsert(connection.dialect.name, experiment_units, UNIT_SUMS), values):
+    upsert = _upsert(connection.dialect.name, experiment_units, UNIT_SUMS, returning=True)
+    for row in connection.execute(upsert, values):
         yield (row.experiment_id, row.arm, row.unit), (row.recommendations, row.liked, row.scored)
 
 
