@@ -56,8 +56,8 @@ def take_write_lock(connection: Connection) -> None:
 
 
 def add_recommendations(connection: Connection, rows: list[dict]) -> None:
-    """Count the recommendations of an experiment about to be inserted in this transaction. None of them may be
-    in the table yet: the journal's copy passes only those it has not found there, and a recommendation recorded
+    """Count the recommendations of an experiment inserted in this transaction (or about to be). Each must be
+    new to the table: the journal's copy passes only those its insert took, and a recommendation recorded
     directly has a new id (were it there, its insert would fail, and this transaction with it)."""
     in_experiment = [row for row in rows if row.get("experiment_id") is not None]
     if not in_experiment:

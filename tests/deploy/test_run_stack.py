@@ -122,6 +122,20 @@ def test_the_stack_serves_the_api_through_nginx_and_stops_on_sigterm(stack: tupl
     assert group_is_gone(process)
 
 
+def test_the_workers_yield_the_cpu_to_the_mule_that_copies_their_journals(stack: tuple[str, subprocess.Popen]) -> None:
+    """main.py's WORKER_NICENESS: every thread of every worker runs nicer than the mule and the master."""
+    _, process = stack
+
+    def niceness(role: str) -> set[int]:
+        found = subprocess.run(["pgrep", "-g", str(process.pid), "-f", f"^uWSGI {role}"], capture_output=True,
+                               text=True, check=True)  # fmt: skip
+        threads = [int(tid) for pid in found.stdout.split() for tid in os.listdir(f"/proc/{pid}/task")]
+        return {os.getpriority(os.PRIO_PROCESS, tid) for tid in threads}
+
+    (workers,) = niceness("worker")
+    assert niceness("mule") == niceness("master") == {0} and workers > 0
+
+
 def test_nginx_answers_its_own_errors_in_json(stack: tuple[str, subprocess.Popen]) -> None:
     url, _ = stack
     too_large = requests.post(
