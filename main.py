@@ -18,10 +18,11 @@ from app import create_app
 from app.config import ConfigError
 
 T = TypeVar("T")
-# A uwsgi worker runs this much nicer than the mule that copies its journal into the database (and than the
-# database on the same host). Under a load that saturates the CPUs, workers at the default priority left the
-# mule too small a share: the copy fell seconds behind (p99 14.7 s), and a score for a fresh recommendation
-# waits for that copy. The workers' throughput stayed the same (benchmarks/README.md, "The log at scale").
+# A uwsgi worker runs this much nicer than the mule that copies its journal into the database. Under a load
+# that saturates the CPUs, workers at the default priority left the mule too small a share: the copy fell
+# seconds behind (p99 14.7 s), and a score for a fresh recommendation waits for that copy. The workers'
+# throughput stayed the same (benchmarks/README.md, "The log at scale"). A niceness ranks a process only
+# among those of its scheduling group (its container's cgroup, or its session under autogroup): here, uwsgi's.
 WORKER_NICENESS = 10
 
 
@@ -35,12 +36,13 @@ def or_exit(start: Callable[[], T]) -> T:
 
 
 def yield_to_the_mule() -> None:
-    """In a uwsgi worker (not in the mule, which imports this module too), lower its priority."""
+    """In a uwsgi worker, lower its priority: not in the mule, which imports this module too, nor in
+    deploy/preflight.py, which `uwsgi --pyrun` runs as worker 1 before the stack starts."""
     try:
         import uwsgi
     except ImportError:  # the development server, or a test
         return
-    if uwsgi.worker_id() > 0:
+    if uwsgi.worker_id() > 0 and "pyrun" not in uwsgi.opt:
         os.nice(WORKER_NICENESS)
 
 
