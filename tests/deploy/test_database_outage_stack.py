@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, select
 
 from app.model.recommender import METADATA_FILE_NAME, MODEL_FILE_NAME
 from app.store.recommendation_log import recommendations
-from tests.deploy.test_run_stack import PASSWORD, ROOT, kill_group, stack_environ, start_stack
+from tests.deploy.test_run_stack import PASSWORD, ROOT, kill_group, stack_environ, start_stack, uwsgi_processes
 from tests.relay import Relay, relayed_url
 from tests.servers import Clients
 
@@ -63,12 +63,6 @@ class Recommending(Clients):
         times = [since] + [at for at, status, _ in self.answers if status == 200 and at >= since]
         times.append(self.answers[-1][0])
         return max(later - earlier for earlier, later in itertools.pairwise(times))
-
-
-def uwsgi_processes(stack: subprocess.Popen, role: str) -> list[int]:
-    """The stack's uwsgi processes of a role ("master", "worker"), named by deploy/uwsgi.ini's auto-procname."""
-    found = subprocess.run(["pgrep", "-g", str(stack.pid), "-f", f"^uWSGI {role}"], capture_output=True, text=True)
-    return sorted(int(pid) for pid in found.stdout.split())
 
 
 def wait_for_new_workers(stack: subprocess.Popen, old: set[int], count: int, seconds: float = 60) -> None:

@@ -79,6 +79,12 @@ def start_stack(
     return url, process
 
 
+def uwsgi_processes(stack: subprocess.Popen, role: str) -> list[int]:
+    """The stack's uwsgi processes of a role ("master", "worker", "mule"), named by deploy/uwsgi.ini's auto-procname."""
+    found = subprocess.run(["pgrep", "-g", str(stack.pid), "-f", f"^uWSGI {role}"], capture_output=True, text=True)
+    return sorted(int(pid) for pid in found.stdout.split())
+
+
 def kill_group(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
@@ -123,18 +129,29 @@ def test_the_stack_serves_the_api_through_nginx_and_stops_on_sigterm(stack: tupl
 
 
 def test_the_workers_yield_the_cpu_to_the_mule_that_copies_their_journals(stack: tuple[str, subprocess.Popen]) -> None:
-    """main.py's WORKER_NICENESS: every thread of every worker runs nicer than the mule and the master."""
+    """app/worker_priority.py: every thread of every worker runs nicer than the mule and the master."""
     _, process = stack
 
     def niceness(role: str) -> set[int]:
-        found = subprocess.run(["pgrep", "-g", str(process.pid), "-f", f"^uWSGI {role}"], capture_output=True,
-                               text=True, check=True)  # fmt: skip
-        threads = [int(tid) for pid in found.stdout.split() for tid in os.listdir(f"/proc/{pid}/task")]
+        threads = [int(tid) for pid in uwsgi_processes(process, role) for tid in os.listdir(f"/proc/{pid}/task")]
         return {os.getpriority(os.PRIO_PROCESS, tid) for tid in threads}
 
     (workers,) = niceness("worker")
     (master,) = niceness("master")
     assert niceness("mule") == {master} and workers > master
+
+
+def test_the_preflight_that_uwsgi_runs_as_a_script_keeps_its_priority(tmp_path: Path) -> None:
+    """deploy/run-stack runs deploy/preflight.py with `uwsgi --pyrun`, where worker_id() is 1 as in a worker."""
+    script = tmp_path / "priority.py"
+    script.write_text("import os, uwsgi\nfrom app.worker_priority import yield_to_the_mule\n"
+                      "before = os.nice(0)\nyield_to_the_mule()\nprint('worker', uwsgi.worker_id(), 'niceness',"
+                      " os.nice(0) - before, flush=True)\n")  # fmt: skip
+    uwsgi = Path(sys.executable).parent / "uwsgi"
+    result = subprocess.run([str(uwsgi), "--strict", "--pyrun", str(script)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    output = result.stdout + result.stderr  # uwsgi sends the script's output where its own log goes
+    assert "worker 1 niceness 0\n" in output, output
 
 
 def test_nginx_answers_its_own_errors_in_json(stack: tuple[str, subprocess.Popen]) -> None:

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from app.model.recommender import MODEL_FILE_NAME
-from tests.deploy.test_run_stack import PASSWORD, kill_group, start_stack
+from tests.deploy.test_run_stack import PASSWORD, kill_group, start_stack, uwsgi_processes
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -30,8 +30,7 @@ def serving_workers(stack: subprocess.Popen, log: Path, killed: set[int]) -> lis
     """The workers, once there are all of them and each has loaded the app (lazy-apps: each loads its own)."""
     deadline = time.monotonic() + 60
     while True:
-        found = subprocess.run(["pgrep", "-g", str(stack.pid), "-f", "^uWSGI worker"], capture_output=True, text=True)
-        workers = {int(pid) for pid in found.stdout.split()} - killed
+        workers = set(uwsgi_processes(stack, "worker")) - killed
         ready = {int(pid) for pid in re.findall(r"^WSGI app 0 .* ready in .* pid: (\d+)", log.read_text(), re.M)}
         if len(workers) == WORKERS and workers <= ready:
             return sorted(workers)

@@ -81,13 +81,13 @@ def test_a_running_container_passes_the_same_tests_as_its_build(served: tuple[st
     # do SQLite's -wal and -shm files with the live connections; a file deleted and made again moves in find's order.
     instance = ("exec", name, "find", "/app/instance", "-not", "-path", "/app/instance/experiment/workers*",
                 "-not", "-name", "*-wal", "-not", "-name", "*-shm")  # fmt: skip
-    instance_before = sorted(docker(*instance).split())
+    instance_before = sorted(docker(*instance).splitlines())
     result = subprocess.run(["docker", "exec", name, "pytest"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr
     # "300 passed, 61 deselected": the same counts as the build's (pytest -q) summary line.
     (counts,) = re.findall(r"^=+ (\d+ passed.*?) in [\d.]+s", result.stdout, re.MULTILINE)
     assert re.search(rf"^{re.escape(counts)} in ", build_report, re.MULTILINE), (counts, build_report)
-    assert sorted(docker(*instance).split()) == instance_before
+    assert sorted(docker(*instance).splitlines()) == instance_before
 
 
 def test_a_running_container_passes_the_accuracy_check_again(served: tuple[str, str]) -> None:
