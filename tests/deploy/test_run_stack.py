@@ -128,17 +128,24 @@ def test_the_stack_serves_the_api_through_nginx_and_stops_on_sigterm(stack: tupl
     assert group_is_gone(process)
 
 
-def test_the_workers_yield_the_cpu_to_the_mule_that_copies_their_journals(stack: tuple[str, subprocess.Popen]) -> None:
-    """app/worker_priority.py: every thread of every worker runs nicer than the mule and the master."""
+def test_the_workers_and_nginx_yield_the_cpu_to_the_mule_that_copies_the_journals(
+    stack: tuple[str, subprocess.Popen],
+) -> None:
+    """app/worker_priority.py and nginx.conf's worker_priority: every thread of every uwsgi worker and nginx's
+    worker run nicer than the mule and the master."""
     _, process = stack
 
-    def niceness(role: str) -> set[int]:
-        threads = [int(tid) for pid in uwsgi_processes(process, role) for tid in os.listdir(f"/proc/{pid}/task")]
+    def niceness(pids: list[int]) -> set[int]:
+        threads = [int(tid) for pid in pids for tid in os.listdir(f"/proc/{pid}/task")]
         return {os.getpriority(os.PRIO_PROCESS, tid) for tid in threads}
 
-    (workers,) = niceness("worker")
-    (master,) = niceness("master")
-    assert niceness("mule") == {master} and workers > master
+    (workers,) = niceness(uwsgi_processes(process, "worker"))
+    (master,) = niceness(uwsgi_processes(process, "master"))
+    found = subprocess.run(["pgrep", "-g", str(process.pid), "-f", "^nginx: worker"], capture_output=True, text=True)
+    nginx_workers = [int(pid) for pid in found.stdout.split()]
+    assert nginx_workers, "no nginx worker in the stack's process group"
+    assert niceness(uwsgi_processes(process, "mule")) == {master} and workers > master
+    assert niceness(nginx_workers) == {workers}
 
 
 def test_the_preflight_that_uwsgi_runs_as_a_script_keeps_its_priority(tmp_path: Path) -> None:
