@@ -191,7 +191,7 @@ def test_the_pipeline_tests_then_builds_then_deploys_by_hand() -> None:
         "Deploy",
     ]
     assert "postgres" in steps[0]["services"]
-    assert any('pytest -m "not docker"' in line for line in steps[0]["script"])
+    assert any('pytest -m "not docker and not privileged"' in line for line in steps[0]["script"])
     assert "redis" in steps[0]["services"]
     assert any(line.startswith("docker build") for line in steps[1]["script"])
     assert steps[2]["trigger"] == "manual"

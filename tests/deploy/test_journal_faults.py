@@ -108,6 +108,7 @@ def small_journal_fs(tmp_path: Path):
     subprocess.run(["umount", "--lazy", str(journal_dir)], check=True)
 
 
+@pytest.mark.privileged
 def test_a_full_disk_that_cuts_a_workers_write_short_loses_no_acknowledged_recommendation(
     synthetic_model_dir: Path, tmp_path: Path, empty_postgres: str, small_journal_fs: Path
 ) -> None:

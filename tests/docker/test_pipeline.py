@@ -1,34 +1,48 @@
 """bitbucket-pipelines.yml run on the local engine by deploy/pipeline, as Bitbucket runs it: a small pipeline that
-shows what the runner does between lines and steps, and the real file with one line broken. The main branch's
-pipeline whole (Test, Build, and the Deploy over SSH) is `make pipeline`'s; no test here runs it yet."""
+shows what the runner does between lines and steps, the real file with one line broken, and the real Deploy step
+over SSH to a rehearsal server (deploy/stand-ins/deploy-server) in a container of the local engine. The Test and
+Build steps whole are `make pipeline`'s; no test here runs them yet."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
-from tests.docker.conftest import ROOT, docker
+from tests.docker.conftest import ROOT, docker, remove_containers, wait_for_health
+from tests.servers import free_port
 
 pytestmark = pytest.mark.docker
 # The small pipelines here take seconds; a run that hangs is ended (and its containers removed by the runner).
 PIPELINE_TIMEOUT_SECONDS = 600
-HELPER_IMAGES = ("pipeline-docker-service",)
+DEPLOY_SERVER_IMAGE = "pipeline-deploy-server"
+HELPER_IMAGES = ("pipeline-docker-service", DEPLOY_SERVER_IMAGE)
 
 
-def commit_tree(source: Path, destination: Path, edit: dict[str, str] | None = None) -> None:
-    """A repository at destination holding source's HEAD, with bitbucket-pipelines.yml replaced when edit gives
-    it anew, committed: the runner runs a commit, as Bitbucket does."""
+def commit_tree(
+    source: Path, destination: Path, edit: dict[str, str] | None = None, add: dict[str, Path] | None = None
+) -> None:
+    """A repository at destination holding source's HEAD, with the files edit gives written anew and the files add
+    names copied in (ignored or not), committed: the runner runs a commit, as Bitbucket does."""
     subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(source), str(destination)], check=True)
     subprocess.run(["git", "-C", str(destination), "checkout", "--quiet", "--detach", git_head(source)], check=True)
     for name, text in (edit or {}).items():
         (destination / name).write_text(text)
+    for name, origin in (add or {}).items():
+        (destination / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(origin, destination / name)
+    subprocess.run(["git", "-C", str(destination), "add", "--all", "--force"], check=True)
     identity = ["-c", "user.name=pipeline test", "-c", "user.email=pipeline@test.invalid"]
-    subprocess.run(["git", "-C", str(destination), *identity, "commit", "--quiet", "--allow-empty", "-am", "edit"],
+    subprocess.run(["git", "-C", str(destination), *identity, "commit", "--quiet", "--allow-empty", "-m", "edit"],
                    check=True)  # fmt: skip
 
 
@@ -128,3 +142,66 @@ def test_a_broken_line_of_the_real_file_stops_the_run_at_its_step_with_its_outpu
     assert "step 2" not in result.stdout
     assert result.stderr.splitlines()[-1].startswith("pipeline: step 1 'Test' failed at line 1: apt-get install")
     assert leftover_containers() == ""
+
+
+@pytest.fixture
+def deploy_server(tmp_path: Path) -> Iterator[dict[str, Path | str]]:
+    """Debian's OpenSSH server in a container, where `deploy` logs in with a throwaway key and reaches the local
+    engine (its socket mounted): what DOCKER_HOST=ssh://deploy@ADDRESS needs. The key, the server's known-hosts
+    line, and its address."""
+    docker("build", "--quiet", "-t", DEPLOY_SERVER_IMAGE, str(ROOT / "deploy" / "stand-ins" / "deploy-server"),
+           timeout=600)  # fmt: skip
+    key = tmp_path / "id_rsa"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    name = f"pipeline-deploy-server-{uuid.uuid4().hex[:8]}"
+    docker("run", "--detach", "--name", name, "--volume", "/var/run/docker.sock:/var/run/docker.sock",
+           "--volume", f"{shutil.which('docker')}:/usr/local/bin/docker:ro",
+           "--volume", f"{key}.pub:/home/deploy/.ssh/authorized_keys:ro", DEPLOY_SERVER_IMAGE)  # fmt: skip
+    try:
+        address = docker("inspect", "--format", "{{.NetworkSettings.IPAddress}}", name)
+        known_hosts = tmp_path / "known_hosts"
+        deadline = time.monotonic() + 30
+        while not known_hosts.exists() or not known_hosts.read_text().strip():
+            assert time.monotonic() < deadline, "the rehearsal server's sshd never answered"
+            scan = subprocess.run(["ssh-keyscan", "-T", "2", address], capture_output=True, text=True)
+            known_hosts.write_text(scan.stdout)
+            time.sleep(0.5)
+        yield {"key": key, "known_hosts": known_hosts, "address": address}
+    finally:
+        docker("rm", "--force", name, check=False)
+
+
+def only_the_deploy_step(text: str) -> str:
+    """The real file, its pipelines replaced by one that runs its Deploy step (manual, with --manual) alone."""
+    head, _ = text.split("\npipelines:\n")
+    return head + "\npipelines:\n  default:\n    - step: *deploy\n"
+
+
+def test_the_deploy_step_deploys_over_ssh_and_the_container_serves(
+    tmp_path: Path, deploy_server: dict, model_files: tuple[Path, Path], image: str, container_name: str
+) -> None:
+    """The real Deploy step, its script as written: DOCKER_HOST=ssh://deploy@SERVER, deploy-docker.py with the
+    Test step's artifacts (here the synthetic model, committed in their place), the password on standard input.
+    The session's image was built from the same files, so this build comes from its cache."""
+    model_file, test_data_file = model_files
+    text = (ROOT / "bitbucket-pipelines.yml").read_text()
+    commit_tree(ROOT, tmp_path / "repository", {"bitbucket-pipelines.yml": only_the_deploy_step(text)},
+                {"model/model.pkl": model_file, "model/test_data.json": test_data_file})  # fmt: skip
+    port = free_port()
+    password = f"pipeline {uuid.uuid4().hex}"
+    variables = {"DEPLOY_USER": "deploy", "DEPLOY_SERVER": deploy_server["address"], "SESSION_PASSWORD": password,
+                 "DEPLOY_CONTAINER": container_name, "DEPLOY_PORT": str(port)}  # fmt: skip
+    ssh = ["--ssh-key", str(deploy_server["key"]), "--known-hosts", str(deploy_server["known_hosts"])]
+    try:
+        result = run_pipeline(tmp_path / "repository", "--manual", *ssh, **variables)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert re.search(r"^pipeline: passed; 'Deploy' \d+ s$", result.stdout, re.MULTILINE), result.stdout[-2000:]
+        assert password not in result.stdout + result.stderr  # echoed lines show the variable, not its value
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url)
+        login = requests.post(f"{url}/api/login", json={"session_password": password}, timeout=10)
+        assert login.status_code == 200, login.text
+        assert password not in " ".join(docker("inspect", "--format", "{{json .Args}}", container_name))
+    finally:
+        remove_containers(container_name)
+        docker("rmi", f"recommender:{git_head(tmp_path / 'repository')}", check=False)
