@@ -22,8 +22,9 @@ from tests.docker.conftest import ROOT, docker, remove_containers, wait_for_heal
 from tests.servers import free_port
 
 pytestmark = pytest.mark.docker
-# The small pipelines here take seconds; a run that hangs is ended (and its containers removed by the runner).
-PIPELINE_TIMEOUT_SECONDS = 600
+# The small pipelines here take seconds, the Deploy step minutes (its build runs the suite inside the image); a run
+# that hangs is ended (and its containers removed by the runner).
+PIPELINE_TIMEOUT_SECONDS = 1200
 DEPLOY_SERVER_IMAGE = "pipeline-deploy-server"
 HELPER_IMAGES = ("pipeline-docker-service", DEPLOY_SERVER_IMAGE)
 
@@ -151,38 +152,40 @@ def deploy_server(tmp_path: Path) -> Iterator[dict[str, Path | str]]:
     line, and its address."""
     docker("build", "--quiet", "-t", DEPLOY_SERVER_IMAGE, str(ROOT / "deploy" / "stand-ins" / "deploy-server"),
            timeout=600)  # fmt: skip
-    key = tmp_path / "id_rsa"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    deploy_key = tmp_path / "deploy_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(deploy_key)], check=True)
     name = f"pipeline-deploy-server-{uuid.uuid4().hex[:8]}"
-    docker("run", "--detach", "--name", name, "--volume", "/var/run/docker.sock:/var/run/docker.sock",
-           "--volume", f"{shutil.which('docker')}:/usr/local/bin/docker:ro",
-           "--volume", f"{key}.pub:/home/deploy/.ssh/authorized_keys:ro", DEPLOY_SERVER_IMAGE)  # fmt: skip
     try:
+        docker("run", "--detach", "--name", name, "--volume", "/var/run/docker.sock:/var/run/docker.sock",
+               "--volume", f"{shutil.which('docker')}:/usr/local/bin/docker:ro",
+               "--volume", f"{deploy_key}.pub:/home/deploy/.ssh/authorized_keys:ro", DEPLOY_SERVER_IMAGE)  # fmt: skip
         address = docker("inspect", "--format", "{{.NetworkSettings.IPAddress}}", name)
+        assert address, "the rehearsal server has no address on the default bridge network"
         known_hosts = tmp_path / "known_hosts"
         deadline = time.monotonic() + 30
-        while not known_hosts.exists() or not known_hosts.read_text().strip():
+        while not (scan := subprocess.run(["ssh-keyscan", "-T", "2", address], capture_output=True, text=True)).stdout:
             assert time.monotonic() < deadline, "the rehearsal server's sshd never answered"
-            scan = subprocess.run(["ssh-keyscan", "-T", "2", address], capture_output=True, text=True)
-            known_hosts.write_text(scan.stdout)
             time.sleep(0.5)
-        yield {"key": key, "known_hosts": known_hosts, "address": address}
+        known_hosts.write_text(scan.stdout)
+        yield {"key": deploy_key, "known_hosts": known_hosts, "address": address}
     finally:
         docker("rm", "--force", name, check=False)
 
 
 def only_the_deploy_step(text: str) -> str:
-    """The real file, its pipelines replaced by one that runs its Deploy step (manual, with --manual) alone."""
-    head, _ = text.split("\npipelines:\n")
-    return head + "\npipelines:\n  default:\n    - step: *deploy\n"
+    """The real file, its pipelines replaced by one that runs its Deploy step alone, started at once (Bitbucket
+    refuses a manual step as a pipeline's first)."""
+    head, found, _ = text.partition("\npipelines:\n")
+    assert found, "bitbucket-pipelines.yml has no top-level `pipelines:`"
+    return head + "\npipelines:\n  default:\n    - step:\n        <<: *deploy\n        trigger: automatic\n"
 
 
 def test_the_deploy_step_deploys_over_ssh_and_the_container_serves(
-    tmp_path: Path, deploy_server: dict, model_files: tuple[Path, Path], image: str, container_name: str
+    tmp_path: Path, deploy_server: dict, model_files: tuple[Path, Path], container_name: str
 ) -> None:
     """The real Deploy step, its script as written: DOCKER_HOST=ssh://deploy@SERVER, deploy-docker.py with the
-    Test step's artifacts (here the synthetic model, committed in their place), the password on standard input.
-    The session's image was built from the same files, so this build comes from its cache."""
+    Test step's artifacts (here the synthetic model, committed in their place), the password on standard input
+    (that it reaches the container by name only is tests/docker/test_deploy_docker.py's)."""
     model_file, test_data_file = model_files
     text = (ROOT / "bitbucket-pipelines.yml").read_text()
     commit_tree(ROOT, tmp_path / "repository", {"bitbucket-pipelines.yml": only_the_deploy_step(text)},
@@ -193,7 +196,7 @@ def test_the_deploy_step_deploys_over_ssh_and_the_container_serves(
                  "DEPLOY_CONTAINER": container_name, "DEPLOY_PORT": str(port)}  # fmt: skip
     ssh = ["--ssh-key", str(deploy_server["key"]), "--known-hosts", str(deploy_server["known_hosts"])]
     try:
-        result = run_pipeline(tmp_path / "repository", "--manual", *ssh, **variables)
+        result = run_pipeline(tmp_path / "repository", *ssh, **variables)
         assert result.returncode == 0, result.stderr[-3000:]
         assert re.search(r"^pipeline: passed; 'Deploy' \d+ s$", result.stdout, re.MULTILINE), result.stdout[-2000:]
         assert password not in result.stdout + result.stderr  # echoed lines show the variable, not its value
@@ -201,7 +204,9 @@ def test_the_deploy_step_deploys_over_ssh_and_the_container_serves(
         wait_for_health(url)
         login = requests.post(f"{url}/api/login", json={"session_password": password}, timeout=10)
         assert login.status_code == 200, login.text
-        assert password not in " ".join(docker("inspect", "--format", "{{json .Args}}", container_name))
+        command = docker("inspect", "--format", "{{json .Path}} {{json .Args}} {{json .Config.Cmd}}", container_name)
+        assert password not in command
+        assert f"SESSION_PASSWORD={password}" in docker("inspect", "--format", "{{json .Config.Env}}", container_name)
     finally:
         remove_containers(container_name)
         docker("rmi", f"recommender:{git_head(tmp_path / 'repository')}", check=False)
