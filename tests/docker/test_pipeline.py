@@ -181,15 +181,17 @@ def only_the_deploy_step(text: str) -> str:
 
 
 def test_the_deploy_step_deploys_over_ssh_and_the_container_serves(
-    tmp_path: Path, deploy_server: dict, model_files: tuple[Path, Path], container_name: str
+    tmp_path: Path, deploy_server: dict, model_files: tuple[Path, Path], image: str, container_name: str
 ) -> None:
     """The real Deploy step, its script as written: DOCKER_HOST=ssh://deploy@SERVER, deploy-docker.py with the
     Test step's artifacts (here the synthetic model, committed in their place), the password on standard input
-    (that it reaches the container by name only is tests/docker/test_deploy_docker.py's)."""
+    (that it reaches the container by name only is tests/docker/test_deploy_docker.py's). The session's image
+    was built from the same files, staged the same way, so this build comes from its cache."""
     model_file, test_data_file = model_files
     text = (ROOT / "bitbucket-pipelines.yml").read_text()
     commit_tree(ROOT, tmp_path / "repository", {"bitbucket-pipelines.yml": only_the_deploy_step(text)},
-                {"model/model.pkl": model_file, "model/test_data.json": test_data_file})  # fmt: skip
+                {"model/model.pkl": model_file, "model/model.json": model_file.with_name("model.json"),
+                 "model/test_data.json": test_data_file})  # fmt: skip
     port = free_port()
     password = f"pipeline {uuid.uuid4().hex}"
     variables = {"DEPLOY_USER": "deploy", "DEPLOY_SERVER": deploy_server["address"], "SESSION_PASSWORD": password,
