@@ -79,10 +79,15 @@ def start_stack(
     return url, process
 
 
+def stack_processes(stack: subprocess.Popen, name: str) -> list[int]:
+    """The stack's processes whose command line starts with name, as pgrep matches it ("nginx: worker")."""
+    found = subprocess.run(["pgrep", "-g", str(stack.pid), "-f", f"^{name}"], capture_output=True, text=True)
+    return sorted(int(pid) for pid in found.stdout.split())
+
+
 def uwsgi_processes(stack: subprocess.Popen, role: str) -> list[int]:
     """The stack's uwsgi processes of a role ("master", "worker", "mule"), named by deploy/uwsgi.ini's auto-procname."""
-    found = subprocess.run(["pgrep", "-g", str(stack.pid), "-f", f"^uWSGI {role}"], capture_output=True, text=True)
-    return sorted(int(pid) for pid in found.stdout.split())
+    return stack_processes(stack, f"uWSGI {role}")
 
 
 def kill_group(process: subprocess.Popen) -> None:
@@ -141,8 +146,7 @@ def test_the_workers_and_nginx_yield_the_cpu_to_the_mule_that_copies_the_journal
 
     (workers,) = niceness(uwsgi_processes(process, "worker"))
     (master,) = niceness(uwsgi_processes(process, "master"))
-    found = subprocess.run(["pgrep", "-g", str(process.pid), "-f", "^nginx: worker"], capture_output=True, text=True)
-    nginx_workers = [int(pid) for pid in found.stdout.split()]
+    nginx_workers = stack_processes(process, "nginx: worker")
     assert nginx_workers, "no nginx worker in the stack's process group"
     assert niceness(uwsgi_processes(process, "mule")) == {master} and workers > master
     assert niceness(nginx_workers) == {workers}

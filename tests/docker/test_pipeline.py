@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.docker.conftest import ROOT, docker, remove_containers, wait_for_health
+from tests.docker.conftest import ROOT, docker, wait_for_health
 from tests.servers import free_port
 
 pytestmark = pytest.mark.docker
@@ -180,35 +180,41 @@ def only_the_deploy_step(text: str) -> str:
     return head + "\npipelines:\n  default:\n    - step:\n        <<: *deploy\n        trigger: automatic\n"
 
 
-def test_the_deploy_step_deploys_over_ssh_and_the_container_serves(
-    tmp_path: Path, deploy_server: dict, model_files: tuple[Path, Path], image: str, container_name: str
-) -> None:
-    """The real Deploy step, its script as written: DOCKER_HOST=ssh://deploy@SERVER, deploy-docker.py with the
-    Test step's artifacts (here the synthetic model, committed in their place), the password on standard input
-    (that it reaches the container by name only is tests/docker/test_deploy_docker.py's). The session's image
-    was built from the same files, staged the same way, so this build comes from its cache."""
+@pytest.fixture
+def deploy_repository(tmp_path: Path, model_files: tuple[Path, Path]) -> Iterator[Path]:
+    """A commit whose file runs the Deploy step alone, with the Test step's artifacts (here the synthetic model and
+    its model.json, committed in their place). The image the step tags goes after the test; a test that asks for
+    this fixture before container_name has its containers removed first, so the image is no longer in use."""
     model_file, test_data_file = model_files
+    repository = tmp_path / "repository"
     text = (ROOT / "bitbucket-pipelines.yml").read_text()
-    commit_tree(ROOT, tmp_path / "repository", {"bitbucket-pipelines.yml": only_the_deploy_step(text)},
+    commit_tree(ROOT, repository, {"bitbucket-pipelines.yml": only_the_deploy_step(text)},
                 {"model/model.pkl": model_file, "model/model.json": model_file.with_name("model.json"),
                  "model/test_data.json": test_data_file})  # fmt: skip
+    yield repository
+    docker("rmi", f"recommender:{git_head(repository)}", check=False)
+
+
+def test_the_deploy_step_deploys_over_ssh_and_the_container_serves(
+    deploy_server: dict, image: str, deploy_repository: Path, container_name: str
+) -> None:
+    """The real Deploy step, its script as written: DOCKER_HOST=ssh://deploy@SERVER, deploy-docker.py with the
+    Test step's artifacts, the password on standard input (that it reaches the container by name only is
+    tests/docker/test_deploy_docker.py's). The session's image was built from the same files, staged the same way,
+    so this build comes from its cache."""
     port = free_port()
     password = f"pipeline {uuid.uuid4().hex}"
     variables = {"DEPLOY_USER": "deploy", "DEPLOY_SERVER": deploy_server["address"], "SESSION_PASSWORD": password,
                  "DEPLOY_CONTAINER": container_name, "DEPLOY_PORT": str(port)}  # fmt: skip
     ssh = ["--ssh-key", str(deploy_server["key"]), "--known-hosts", str(deploy_server["known_hosts"])]
-    try:
-        result = run_pipeline(tmp_path / "repository", *ssh, **variables)
-        assert result.returncode == 0, result.stderr[-3000:]
-        assert re.search(r"^pipeline: passed; 'Deploy' \d+ s$", result.stdout, re.MULTILINE), result.stdout[-2000:]
-        assert password not in result.stdout + result.stderr  # echoed lines show the variable, not its value
-        url = f"http://127.0.0.1:{port}"
-        wait_for_health(url)
-        login = requests.post(f"{url}/api/login", json={"session_password": password}, timeout=10)
-        assert login.status_code == 200, login.text
-        command = docker("inspect", "--format", "{{json .Path}} {{json .Args}} {{json .Config.Cmd}}", container_name)
-        assert password not in command
-        assert f"SESSION_PASSWORD={password}" in docker("inspect", "--format", "{{json .Config.Env}}", container_name)
-    finally:
-        remove_containers(container_name)
-        docker("rmi", f"recommender:{git_head(tmp_path / 'repository')}", check=False)
+    result = run_pipeline(deploy_repository, *ssh, **variables)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"^pipeline: passed; 'Deploy' \d+ s$", result.stdout, re.MULTILINE), result.stdout[-2000:]
+    assert password not in result.stdout + result.stderr  # echoed lines show the variable, not its value
+    url = f"http://127.0.0.1:{port}"
+    wait_for_health(url)
+    login = requests.post(f"{url}/api/login", json={"session_password": password}, timeout=10)
+    assert login.status_code == 200, login.text
+    command = docker("inspect", "--format", "{{json .Path}} {{json .Args}} {{json .Config.Cmd}}", container_name)
+    assert password not in command
+    assert f"SESSION_PASSWORD={password}" in docker("inspect", "--format", "{{json .Config.Env}}", container_name)
